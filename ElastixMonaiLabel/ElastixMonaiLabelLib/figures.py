@@ -1,0 +1,80 @@
+"""Pictures to look at: before/after overlays of each modality on the reference.
+
+matplotlib (Agg backend, no screen needed) is an optional dependency of the core.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .files import atomic_path
+
+
+def _normalise(array: np.ndarray) -> np.ndarray:
+    lo, hi = np.percentile(array, [1, 99.5])
+    return np.clip((array - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
+
+
+def canonical_array(image: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Voxel array reordered so that its axes run towards (S, P, L), and the matching spacing.
+
+    Works for any axis permutation and flip (LIA, RAS, LPS...); oblique grids are
+    shown along their closest axes.
+    """
+    import itk
+
+    array = itk.array_from_image(image)  # axes (k, j, i)
+    direction = np.array(image.GetDirection()).reshape(3, 3)
+    physical = np.argmax(np.abs(direction), axis=0)  # physical axis followed by index axis i, j, k
+    index_axes = [int(np.flatnonzero(physical == axis)[0]) for axis in (2, 1, 0)]  # index axes for S, P, L
+    canonical = np.transpose(array, [2 - a for a in index_axes])
+    for out_axis, index_axis in enumerate(index_axes):
+        if direction[physical[index_axis], index_axis] < 0:
+            canonical = np.flip(canonical, axis=out_axis)
+    spacing = np.array(image.GetSpacing())[index_axes]
+    return canonical, spacing
+
+
+def _views(image: Any) -> list[tuple[str, np.ndarray, float]]:
+    """Middle axial, coronal and sagittal slices (radiological: patient's right on the left)."""
+    volume, (s, p, l) = canonical_array(image)
+    middle = [n // 2 for n in volume.shape]
+    return [
+        ("axial", volume[middle[0]], p / l),
+        ("coronal", volume[:, middle[1]][::-1], s / l),
+        ("sagittal", volume[:, :, middle[2]][::-1], s / p),
+    ]
+
+
+def overlay_figure(reference: Any, rows: list[tuple[str, Any, Any]], path: str | Path, title: str = "") -> Path:
+    """Save a PNG: per row, a modality before and after registration over the reference.
+
+    ``rows`` holds (name, before, after) with both images on the reference grid.
+    The reference is grey, the modality magenta-green: aligned edges look grey.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    reference_views = _views(reference)
+    fig, axes = plt.subplots(len(rows), 6, figsize=(18, 3.2 * len(rows)), squeeze=False)
+    for row, (name, before, after) in enumerate(rows):
+        for half, (label, image) in enumerate((("before", before), ("after", after))):
+            for column, ((view, ref_plane, aspect), (_, plane, _)) in enumerate(zip(reference_views, _views(image))):
+                ax = axes[row, half * 3 + column]
+                r, m = _normalise(ref_plane), _normalise(plane)
+                ax.imshow(np.stack([m, r, m], axis=-1), interpolation="nearest", aspect=aspect)
+                ax.set_title(f"{name} {label} ({view})", fontsize=9)
+                ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
+    plt.close(fig)
+    return path

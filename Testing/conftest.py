@@ -1,0 +1,67 @@
+"""Shared fixtures: small generated subjects (2-3 mm) made once per test session."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MODULE_DIR = ROOT / "ElastixMonaiLabel"
+# The core is installed editable by scripts/setup-env.sh; this keeps a bare checkout working too.
+if str(MODULE_DIR) not in sys.path:
+    sys.path.insert(0, str(MODULE_DIR))
+
+from ElastixMonaiLabelLib.sampledata import SubjectSpec, generate_subject  # noqa: E402
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+class Subject:
+    """A generated subject on disk with its ground truth."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.info = json.loads((folder / "subject.json").read_text())
+
+    def path(self, modality: str) -> Path:
+        return self.folder / self.info["modalities"][modality]["file"]
+
+    def truth(self, modality: str):
+        import numpy as np
+
+        return np.array(self.info["modalities"][modality]["matrix_lps"])
+
+    @property
+    def brain_mask(self) -> Path:
+        return self.folder / "brain_mask.nii.gz"
+
+    @property
+    def labels(self) -> Path:
+        return self.folder / "labels.nii.gz"
+
+
+@pytest.fixture(scope="session")
+def make_subject(tmp_path_factory):
+    """Factory: make_subject(seed=..., spacing_mm=..., ...) -> Subject, cached per spec."""
+    cache: dict[SubjectSpec, Subject] = {}
+
+    def make(**fields) -> Subject:
+        thick = fields.pop("thick_flair", None)
+        spec = SubjectSpec(thick_slice_mm={"flair": thick} if thick else None, **fields)
+        key = repr(spec)
+        if key not in cache:
+            folder = tmp_path_factory.mktemp(f"subject-{spec.seed}-{spec.spacing_mm:g}mm{'-thick' if thick else ''}")
+            generate_subject(spec, folder)
+            cache[key] = Subject(folder)
+        return cache[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def subject_3mm(make_subject) -> Subject:
+    return make_subject(seed=3, spacing_mm=3.0)

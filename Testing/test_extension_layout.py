@@ -1,0 +1,146 @@
+"""Static checks of the Slicer extension: what can be verified without running Slicer."""
+
+import ast
+import json
+import re
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MODULE = ROOT / "ElastixMonaiLabel"
+LIB = MODULE / "ElastixMonaiLabelLib"
+MODULE_FILE = MODULE / "ElastixMonaiLabel.py"
+UI_FILE = MODULE / "Resources" / "UI" / "ElastixMonaiLabel.ui"
+
+# Fields of Slicer's catalog-entry schema v1.0.1 (Schemas/slicer-extension-catalog-entry-schema-v1.0.1.json).
+CATALOG_FIELDS = {
+    "$schema": str, "category": str, "scm_url": str, "scm_revision": str, "scm_type": str,
+    "build_dependencies": list, "build_subdirectory": str, "enabled": bool, "tier": int,
+}
+CATALOG_REQUIRED = {"$schema", "category", "scm_url"}
+# Widget classes the .ui may use: Qt's, CTK's and Slicer's (qMRML*) that loadUI knows.
+KNOWN_WIDGETS = {
+    "QWidget", "QLabel", "QPushButton", "QComboBox", "QCheckBox", "QSpinBox", "QDoubleSpinBox", "QLineEdit",
+    "QPlainTextEdit", "QTextEdit", "QProgressBar", "QGroupBox", "QListWidget", "QTableWidget", "QToolButton",
+    "QRadioButton", "QFrame", "QTabWidget", "QSlider",
+    "ctkCollapsibleButton", "ctkSliderWidget", "ctkPathLineEdit", "ctkCheckableComboBox", "ctkMenuButton",
+    "ctkCollapsibleGroupBox", "ctkDirectoryButton",
+    "qMRMLWidget", "qMRMLNodeComboBox", "qMRMLCheckableNodeComboBox", "qMRMLSegmentSelectorWidget",
+    "qMRMLSubjectHierarchyTreeView", "qMRMLSpinBox",
+}
+
+
+def cmake_list(path: Path, variable: str) -> list[str]:
+    text = path.read_text()
+    match = re.search(rf"set\({variable}\s+(.*?)\)", text, re.S)
+    assert match, f"{variable} not found in {path}"
+    return [item.replace("${MODULE_NAME}", "ElastixMonaiLabel") for item in match.group(1).split()]
+
+
+def test_every_lib_file_is_listed_in_cmake():
+    listed = set(cmake_list(MODULE / "CMakeLists.txt", "MODULE_PYTHON_SCRIPTS"))
+    present = {p.relative_to(MODULE).as_posix() for p in LIB.glob("*.py")} | {"ElastixMonaiLabel.py"}
+    assert present == listed
+
+
+def test_every_resource_is_listed_in_cmake():
+    listed = set(cmake_list(MODULE / "CMakeLists.txt", "MODULE_PYTHON_RESOURCES"))
+    present = {p.relative_to(MODULE).as_posix() for p in (MODULE / "Resources").rglob("*") if p.is_file()}
+    assert present == listed
+
+
+def test_module_folder_holds_no_other_python_file():
+    # Every .py directly in a module folder is loaded by Slicer as a module.
+    assert sorted(p.name for p in MODULE.glob("*.py")) == ["ElastixMonaiLabel.py"]
+
+
+def test_catalog_entry_follows_the_schema_and_matches_cmake():
+    entry = json.loads((ROOT / "ElastixMonaiLabel.json").read_text())
+    assert CATALOG_REQUIRED <= entry.keys() <= CATALOG_FIELDS.keys()
+    for key, value in entry.items():
+        assert isinstance(value, CATALOG_FIELDS[key]), key
+    assert "catalog-entry-schema-v1.0" in entry["$schema"]
+    assert 1 <= entry["tier"] <= 5
+    top = (ROOT / "CMakeLists.txt").read_text()
+    project = re.search(r"project\((\w+)\)", top).group(1)
+    assert project == "ElastixMonaiLabel" == Path("ElastixMonaiLabel.json").stem
+    assert not project.startswith("Slicer")  # catalog rule
+    depends = re.search(r"set\(EXTENSION_DEPENDS\s+([^)#]*)\)", top).group(1).split()
+    assert depends == entry["build_dependencies"] == ["SlicerElastix"]
+    assert "add_subdirectory(ElastixMonaiLabel)" in top
+    assert (ROOT / "LICENSE").is_file() and (ROOT / "NOTICE").is_file()
+
+
+@pytest.mark.parametrize("path", [MODULE_FILE, *sorted(LIB.glob("*.py"))], ids=lambda p: p.name)
+@pytest.mark.parametrize("version", [(3, 11), (3, 12)], ids=["py311", "py312"])
+def test_compiles_for_slicer_and_here(path, version):
+    source = path.read_text()
+    ast.parse(source, filename=str(path), feature_version=version)
+    compile(source, str(path), "exec")
+
+
+@pytest.mark.parametrize("path", sorted(LIB.glob("*.py")), ids=lambda p: p.name)
+def test_lib_imports_nothing_from_slicer(path):
+    forbidden = {"slicer", "qt", "ctk", "vtk", "monailabel"}
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names = [node.module or ""]
+        assert not {name.split(".")[0] for name in names} & forbidden, (path.name, names)
+
+
+def parameter_node_fields() -> set[str]:
+    tree = ast.parse(MODULE_FILE.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and any(
+            getattr(d, "id", None) == "parameterNodeWrapper" for d in node.decorator_list
+        ):
+            return {s.target.id for s in node.body if isinstance(s, ast.AnnAssign)}
+    raise AssertionError("no @parameterNodeWrapper class in the module")
+
+
+def ui_tree():
+    return ElementTree.parse(UI_FILE)  # raises on malformed XML
+
+
+def test_ui_binds_only_existing_parameters_and_all_of_them():
+    fields = parameter_node_fields()
+    bound = set()
+    for widget in ui_tree().iter("widget"):
+        for prop in widget.findall("property"):
+            if prop.get("name") == "SlicerParameterName":
+                bound.add(prop.find("string").text)
+    assert bound <= fields, bound - fields
+    assert bound == fields, f"parameters without a widget: {fields - bound}"
+
+
+def test_ui_widget_classes_are_real():
+    tree = ui_tree()
+    classes = {w.get("class") for w in tree.iter("widget")}
+    assert classes <= KNOWN_WIDGETS, classes - KNOWN_WIDGETS
+    custom = {c.find("class").text for c in tree.iter("customwidget")}
+    assert {c for c in classes if not c.startswith("Q")} <= custom
+
+
+def test_widget_uses_only_widgets_and_fields_that_exist():
+    source = MODULE_FILE.read_text()
+    names = {w.get("name") for w in ui_tree().iter("widget")}
+    used_widgets = set(re.findall(r"self\.ui\.(\w+)", source))
+    assert used_widgets <= names, used_widgets - names
+    fields = parameter_node_fields()
+    used_fields = set(re.findall(r"\bnode\.(\w+)", source)) - {"GetName", "GetImageData", "GetID"}
+    assert used_fields <= fields, used_fields - fields
+
+
+def test_module_strings_are_translatable():
+    tree = ast.parse(MODULE_FILE.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            if isinstance(target, ast.Attribute) and target.attr in {"title", "helpText", "acknowledgementText", "toolTip", "text"}:
+                value = node.value
+                assert isinstance(value, (ast.Call, ast.IfExp)) or not isinstance(value, ast.Constant), ast.unparse(node)
