@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Sets everything up (venv, pinned packages, elastix executable) and runs the test suite.
+# Sets everything up (.venv, .venv-server for the MONAI Label server, the elastix executable)
+# and runs the test suite.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k geometry
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-env.sh
+bash scripts/setup-server-env.sh
 bash scripts/ensure-elastix.sh
 set +e
 .venv/bin/python -m pytest "$@"

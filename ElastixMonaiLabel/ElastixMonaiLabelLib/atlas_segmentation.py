@@ -1,0 +1,108 @@
+"""Segmentation by registration of labelled atlases: needs no training and no weights.
+
+Atlases are subjects synthesised from the shipped SynthSeg label maps (one T1-, T2- and
+FLAIR-like image each, no misalignment). Each atlas image of the contrast that the case
+has is registered onto the case with elastix, its labels are warped with nearest
+neighbour interpolation, and the atlases vote per voxel. The result holds contiguous
+values 1..32 of the label table (0: background) on the case's grid.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+from .images import image_from_array
+from .labels import SYNTHSEG_STRUCTURES, freesurfer_to_values
+from .multimodal import pick_channel
+from .process import CancelToken
+from .registration import register_modality, warp_labels
+from .sampledata import SubjectSpec, generate_subject, label_map_paths
+
+CONTRASTS = ("t1", "t2", "flair")
+
+
+@dataclass(frozen=True)
+class Atlas:
+    folder: Path
+
+    def image_path(self, contrast: str) -> Path:
+        return self.folder / f"{contrast}.nii.gz"
+
+    @property
+    def labels_path(self) -> Path:
+        return self.folder / "labels.nii.gz"
+
+
+def build_atlases(folder: str | Path, count: int = 3, spacing_mm: float = 2.0, first_map: int = 0) -> list[Atlas]:
+    """Synthesise (once; cached in ``folder``) ``count`` atlases from the shipped label maps."""
+    folder = Path(folder)
+    maps = label_map_paths()
+    if not 1 <= count <= len(maps) - first_map:
+        raise InputError("atlases", f"between 1 and {len(maps) - first_map} atlases can be built, not {count}")
+    atlases = []
+    for index in range(first_map, first_map + count):
+        target = folder / f"atlas-{index:02d}-{spacing_mm:g}mm"
+        description = target / "subject.json"
+        if not description.exists() or json.loads(description.read_text()).get("label_map") != maps[index].name:
+            spec = SubjectSpec(seed=1000 + index, spacing_mm=spacing_mm, label_map=str(maps[index]),
+                               max_rotation_deg=0.0, max_translation_mm=0.0, lesions=0)
+            generate_subject(spec, target)
+        atlases.append(Atlas(target))
+    return atlases
+
+
+def _brain_region(labels_image: Any, margin_mm: float = 10.0) -> Any:
+    """Atlas brain mask dilated by ``margin_mm``: registration looks at the brain, not the scalp."""
+    import itk
+    from scipy import ndimage
+
+    brain = freesurfer_to_values(itk.array_view_from_image(labels_image)) > 0
+    radius = np.maximum(np.round(margin_mm / np.array(labels_image.GetSpacing())[::-1]).astype(int), 1)
+    structure = np.ones(tuple(2 * r + 1 for r in radius), dtype=bool)
+    return image_from_array(ndimage.binary_dilation(brain, structure=structure).astype(np.uint8), labels_image)
+
+
+def segment_with_atlases(
+    channels: Mapping[str, Any],
+    atlases: Sequence[Atlas],
+    *,
+    preset: str = "atlas-deformable",
+    engine: str = "itk",
+    threads: int | None = None,
+    log: Callable[[str], None] | None = None,
+    progress: Callable[[float, str], None] | None = None,
+    cancel: CancelToken | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """Label image (uint8, values 1..32) on the case's grid, and a report."""
+    import itk
+
+    channel, fixed = pick_channel(channels, CONTRASTS)
+    contrast = channel if channel in CONTRASTS else "t1"
+    shape = itk.array_view_from_image(fixed).shape
+    votes = np.zeros((len(SYNTHSEG_STRUCTURES) + 1, *shape), dtype=np.uint8)
+    reports = []
+    for index, atlas in enumerate(atlases):
+        if cancel:
+            cancel.raise_if_cancelled()
+        if progress:
+            progress(index / len(atlases), f"atlas {index + 1}/{len(atlases)}")
+        labels = itk.imread(str(atlas.labels_path), itk.US)
+        moving = itk.imread(str(atlas.image_path(contrast)), itk.F)
+        result = register_modality(
+            fixed, moving, name=atlas.folder.name, preset=preset, engine=engine, threads=threads, log=log, cancel=cancel,
+        )
+        warped = freesurfer_to_values(itk.array_view_from_image(warp_labels(labels, result.transform, fixed)))
+        np.put_along_axis(votes, warped[None].astype(np.int64), np.take_along_axis(votes, warped[None].astype(np.int64), 0) + 1, 0)
+        reports.append({"atlas": atlas.folder.name, "metric_after": result.report["metric_after"],
+                        "time_s": result.report["time_total_s"]})
+    if progress:
+        progress(1.0, "voting")
+    fused = votes.argmax(axis=0).astype(np.uint8)
+    return image_from_array(fused, fixed), {"channel": channel, "atlas_contrast": contrast, "preset": preset, "atlases": reports}

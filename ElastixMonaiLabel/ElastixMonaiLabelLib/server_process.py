@@ -1,0 +1,80 @@
+"""Start and stop a local MONAI Label server running this project's app.
+
+The server runs in its own Python environment (``.venv-server``: monailabel's pins must
+not enter the caller's), bound to 127.0.0.1 unless asked otherwise.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections import deque
+from pathlib import Path
+
+from .client import MonaiLabelClient, ServerError
+from .process import BackgroundProcess
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_APP = PROJECT_ROOT / "MonaiLabelApp"
+DEFAULT_PYTHON = PROJECT_ROOT / ".venv-server" / "bin" / "python"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+class LocalServer:
+    """A MONAI Label server process; use as a context manager or call start()/stop()."""
+
+    def __init__(
+        self, studies: str | Path, *, app: str | Path = DEFAULT_APP, python: str | Path = DEFAULT_PYTHON,
+        host: str = "127.0.0.1", port: int | None = None, conf: dict[str, str] | None = None, start_timeout: float = 180.0,
+    ) -> None:
+        self.studies, self.app, self.python = Path(studies), Path(app), Path(python)
+        self.host, self.port = host, port or free_port(host)
+        self.conf = conf or {}
+        self.start_timeout = start_timeout
+        self.process: BackgroundProcess | None = None
+        self.log: deque[str] = deque(maxlen=400)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> MonaiLabelClient:
+        if not self.python.exists():
+            raise ServerError(f"the server's Python {self.python} is missing; run scripts/setup-server-env.sh")
+        self.studies.mkdir(parents=True, exist_ok=True)
+        command = [self.python, "-m", "monailabel.main", "start_server", "--app", self.app, "--studies", self.studies,
+                   "--host", self.host, "--port", str(self.port)]
+        for key, value in self.conf.items():
+            command += ["--conf", key, str(value)]
+        self.process = BackgroundProcess(command, cwd=self.app)
+        client = MonaiLabelClient(self.url, timeout=10)
+        deadline = time.time() + self.start_timeout
+        while time.time() < deadline:
+            self.log.extend(self.process.read_lines())
+            if self.process.poll() is not None:
+                self.log.extend(self.process.read_lines())
+                raise ServerError(f"the MONAI Label server exited with code {self.process.poll()}:\n" + "\n".join(list(self.log)[-30:]))
+            try:
+                client.info()
+                return MonaiLabelClient(self.url, timeout=600)
+            except ServerError:
+                time.sleep(0.5)
+        self.stop()
+        raise ServerError(f"the MONAI Label server did not answer within {self.start_timeout:g} s:\n" + "\n".join(list(self.log)[-30:]))
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.log.extend(self.process.read_lines())
+            self.process.kill()
+            self.process = None
+
+    def __enter__(self) -> MonaiLabelClient:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

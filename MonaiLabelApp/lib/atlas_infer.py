@@ -1,0 +1,65 @@
+"""Infer task ``atlas_registration``: SynthSeg's 32 structures by elastix registration of atlases."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
+
+from ElastixMonaiLabelLib.atlas_segmentation import CONTRASTS, build_atlases, segment_with_atlases
+from ElastixMonaiLabelLib.images import write_volume
+from ElastixMonaiLabelLib.labels import SYNTHSEG_STRUCTURES
+from ElastixMonaiLabelLib.multimodal import read_case
+
+logger = logging.getLogger(__name__)
+
+
+def label_params() -> dict:
+    """What clients need to show the result: names by value (MONAI Label's convention), ids and colours."""
+    return {
+        "label_names": {s.name: s.value for s in SYNTHSEG_STRUCTURES},
+        "label_table": [
+            {"value": s.value, "name": s.name, "freesurfer_id": s.freesurfer_id, "color": list(s.color)}
+            for s in SYNTHSEG_STRUCTURES
+        ],
+    }
+
+
+class AtlasRegistrationSegmentation(InferTask):
+    """Registers labelled atlases onto the case (elastix), warps their labels and lets them vote."""
+
+    def __init__(self, atlases_dir: Path, count: int, spacing_mm: float, preset: str) -> None:
+        super().__init__(
+            type=InferType.SEGMENTATION,
+            labels={s.name: s.value for s in SYNTHSEG_STRUCTURES},
+            dimension=3,
+            description=f"Segmentation by elastix registration of {count} labelled atlases ({preset}); needs no training",
+            config={"preset": preset, "atlases": count},
+        )
+        started = time.perf_counter()
+        self.atlases = build_atlases(atlases_dir, count=count, spacing_mm=spacing_mm)
+        self.preset = preset
+        logger.info(f"{count} atlases ready in {time.perf_counter() - started:.1f} s ({atlases_dir})")
+
+    def info(self):
+        info = super().info()
+        # Which channels this model reads: the first of these that the case has.
+        info["channels"] = {"any_of": list(CONTRASTS), "unnamed_3d_volume": "treated as t1"}
+        info["label_table"] = label_params()["label_table"]
+        return info
+
+    def is_valid(self) -> bool:
+        return bool(self.atlases)
+
+    def __call__(self, request):
+        started = time.perf_counter()
+        channels = read_case(request["image"])
+        label, report = segment_with_atlases(channels, self.atlases, preset=request.get("preset", self.preset))
+        output = Path(tempfile.mkdtemp(prefix="atlas-seg-")) / "label.nii.gz"
+        write_volume(label, output)
+        params = {**label_params(), "model": "atlas_registration", "report": report,
+                  "latencies": {"total": round(time.perf_counter() - started, 2)}}
+        return str(output), params

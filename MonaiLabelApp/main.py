@@ -1,0 +1,74 @@
+"""ElastixMonaiLabel's MONAI Label app: whole-brain segmentation of multimodal MRI.
+
+Start it with (see the project README):
+    python -m monailabel.main start_server --app MonaiLabelApp --studies DATASTORE \
+        --host 127.0.0.1 --port 8000 [--conf atlases 3] [--conf atlas_spacing 2] [--conf cache DIR]
+
+Cases are 4D channels-last NIfTI files whose channel names travel in the header
+(ElastixMonaiLabelLib.multimodal); a 3D volume is a one-channel case.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from fastapi import HTTPException
+from monailabel.interfaces.app import MONAILabelApp
+from monailabel.tasks.activelearning.random import Random
+
+APP_DIR = Path(__file__).resolve().parent
+# The core sits beside the app in a checkout; it is also installed (editable) in .venv-server.
+sys.path.insert(0, str(APP_DIR.parent / "ElastixMonaiLabel"))
+
+from ElastixMonaiLabelLib import __version__  # noqa: E402
+from ElastixMonaiLabelLib.errors import InputError  # noqa: E402
+from ElastixMonaiLabelLib.labels import SYNTHSEG_STRUCTURES  # noqa: E402
+
+from lib.atlas_infer import AtlasRegistrationSegmentation  # noqa: E402
+from lib.strategies import First  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+
+class ElastixMonaiLabelApp(MONAILabelApp):
+    def __init__(self, app_dir: str, studies: str, conf: dict[str, str]) -> None:
+        # Attributes first: the base constructor builds the infer tasks at once.
+        self.atlas_count = int(conf.get("atlases", "3"))
+        self.atlas_spacing = float(conf.get("atlas_spacing", "2"))
+        self.atlas_preset = conf.get("atlas_preset", "atlas-deformable")
+        self.cache_dir = Path(conf.get("cache", str(Path(app_dir) / "cache")))
+        super().__init__(
+            app_dir=app_dir,
+            studies=studies,
+            conf=conf,
+            name="ElastixMonaiLabel",
+            description="Whole-brain segmentation (SynthSeg's 32 structures) of co-registered multimodal MRI",
+            version=__version__,
+            labels={s.name: s.value for s in SYNTHSEG_STRUCTURES},
+        )
+
+    def init_infers(self):
+        return {
+            "atlas_registration": AtlasRegistrationSegmentation(
+                atlases_dir=self.cache_dir / "atlases", count=self.atlas_count, spacing_mm=self.atlas_spacing,
+                preset=self.atlas_preset,
+            )
+        }
+
+    def init_strategies(self):
+        return {"random": Random(), "first": First()}
+
+    def infer(self, request, datastore=None):
+        # Client mistakes are 4xx with a message, never a 500.
+        model = request.get("model")
+        if model not in self._infers:
+            raise HTTPException(status_code=404, detail=f"unknown model {model!r}; available: {', '.join(self._infers)}")
+        image = request.get("image")
+        if isinstance(image, str) and not Path(image).exists() and image not in self.datastore().list_images():
+            raise HTTPException(status_code=404, detail=f"image {image!r} is not in the datastore")
+        try:
+            return super().infer(request, datastore)
+        except InputError as error:
+            raise HTTPException(status_code=422, detail=str(error)) from error

@@ -1,0 +1,136 @@
+"""End to end: the real MONAI Label server (127.0.0.1, free port) with this project's app.
+
+Driven by the project's client and by the upstream monailabel.client.MONAILabelClient
+(run in the server's environment, which has monailabel).
+"""
+
+import json
+import subprocess
+import textwrap
+
+import itk
+import nibabel
+import numpy as np
+import pytest
+
+from ElastixMonaiLabelLib.client import MonaiLabelClient, ServerError, normalize_url
+from ElastixMonaiLabelLib.evaluation import dice_per_label
+from ElastixMonaiLabelLib.images import read_volume
+from ElastixMonaiLabelLib.labels import SYNTHSEG_STRUCTURES, freesurfer_to_values
+from ElastixMonaiLabelLib.multimodal import channel_names, read_case, write_case
+from ElastixMonaiLabelLib.registration import register_modality
+from ElastixMonaiLabelLib.server_process import DEFAULT_PYTHON, LocalServer, free_port
+
+
+@pytest.fixture(scope="module")
+def subject(make_subject):
+    return make_subject(seed=20, spacing_mm=3.0)
+
+
+@pytest.fixture(scope="module")
+def server(subject, tmp_path_factory):
+    """A datastore with a co-registered 3-channel case and a plain 3D T1, served by the app."""
+    studies = tmp_path_factory.mktemp("datastore")
+    reference = read_volume(subject.path("t1"))
+    channels = {"t1": reference}
+    for modality in ("t2", "flair"):
+        channels[modality] = register_modality(reference, read_volume(subject.path(modality)), name=modality).registered
+    write_case(channels, studies / "case-001.nii.gz")
+    write_case({"t1": reference}, studies / "case-002.nii.gz")
+    local = LocalServer(studies, conf={"atlases": "3", "atlas_spacing": "3", "cache": str(tmp_path_factory.mktemp("cache"))})
+    client = local.start()
+    yield local, client, studies
+    local.stop()
+
+
+def test_multimodal_case_file_carries_its_channels(server):
+    _, _, studies = server
+    assert channel_names(studies / "case-001.nii.gz") == ["t1", "t2", "flair"]
+    assert list(read_case(studies / "case-002.nii.gz")) == ["t1"]
+
+
+def test_info_lists_model_channels_labels_and_strategies(server):
+    _, client, _ = server
+    info = client.info()
+    model = info["models"]["atlas_registration"]
+    assert model["channels"]["any_of"] == ["t1", "t2", "flair"]
+    assert [entry["value"] for entry in model["label_table"]] == list(range(1, 33))
+    assert model["labels"]["Left-Hippocampus"] == 14
+    assert {"random", "first"} <= set(info["strategies"])
+    assert info["labels"]["Left-Cerebral-White-Matter"] == 1 and len(info["labels"]) == 32
+
+
+def test_infer_returns_named_labels_on_the_reference_grid(server, subject, tmp_path):
+    _, client, studies = server
+    result = client.infer("atlas_registration", "case-001", tmp_path / "label.nii.gz")
+    label = nibabel.load(str(result.label_path))
+    case = nibabel.load(str(studies / "case-001.nii.gz"))
+    np.testing.assert_allclose(label.affine, case.affine, atol=1e-4)
+    assert label.shape == case.shape[:3]
+    values = np.asarray(label.dataobj)
+    assert set(np.unique(values).tolist()) <= set(range(0, 33)) and values.max() == 32
+    names = result.params["label_names"]
+    assert names == {s.name: s.value for s in SYNTHSEG_STRUCTURES}
+    assert result.params["label_table"][0]["color"] == [245, 245, 245]
+    truth = freesurfer_to_values(itk.array_from_image(itk.imread(str(subject.labels))))
+    predicted = itk.array_from_image(itk.imread(str(result.label_path)))
+    dice = dice_per_label(predicted, truth, list(range(1, 33)))
+    mean = float(np.mean(list(dice.values())))
+    print(f"atlas_registration mean Dice at 3 mm: {mean:.3f}")
+    assert mean > 0.6
+
+
+def test_save_label_and_next_sample(server, tmp_path):
+    _, client, studies = server
+    label = tmp_path / "edited.nii.gz"
+    reference = nibabel.load(str(studies / "case-001.nii.gz"))
+    nibabel.save(nibabel.Nifti1Image(np.ones(reference.shape[:3], np.uint8), reference.affine), str(label))
+    client.save_label("case-001", label, tag="final")
+    stored = client.datastore()["objects"]["case-001"]["labels"]
+    assert "final" in stored
+    # case-002 is the only unlabeled one left.
+    assert client.next_sample("first")["id"] == "case-002"
+
+
+def test_client_mistakes_get_4xx_with_a_message(server, tmp_path):
+    _, client, studies = server
+    with pytest.raises(ServerError, match="unknown model 'nonexistent'") as error:
+        client.infer("nonexistent", "case-001", tmp_path / "x.nii.gz")
+    assert error.value.status == 404
+    with pytest.raises(ServerError, match="not in the datastore") as error:
+        client.infer("atlas_registration", "no-such-case", tmp_path / "x.nii.gz")
+    assert error.value.status == 404
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_bytes(b"not a nifti file")
+    with pytest.raises(ServerError, match="unreadable case file") as error:
+        client.infer("atlas_registration", "case-001", tmp_path / "x.nii.gz", file=broken)
+    assert error.value.status == 422
+    assert not (tmp_path / "x.nii.gz").exists()
+
+
+def test_server_down_and_bad_address_are_clear():
+    with pytest.raises(ServerError, match="cannot reach the MONAI Label server"):
+        MonaiLabelClient(f"127.0.0.1:{free_port()}", timeout=5).info()
+    assert normalize_url("localhost:8000/") == "http://localhost:8000"
+    with pytest.raises(ServerError, match="not a server address"):
+        normalize_url("ftp://x")
+
+
+def test_upstream_monailabel_client_works_with_the_app(server, tmp_path):
+    local, _, _ = server
+    script = textwrap.dedent(f"""
+        import json, shutil
+        from monailabel.client import MONAILabelClient
+        client = MONAILabelClient({local.url!r})
+        info = client.info()
+        image, params = client.infer("atlas_registration", "case-002", {{}})
+        shutil.copy(image, {str(tmp_path / 'upstream.nii.gz')!r})
+        saved = client.save_label("case-002", image, tag="final")
+        print(json.dumps({{"models": list(info["models"]), "names": params["label_names"], "saved": saved}}))
+    """)
+    completed = subprocess.run([str(DEFAULT_PYTHON), "-c", script], capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    reply = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert reply["models"] == ["atlas_registration"]
+    assert reply["names"]["Brain-Stem"] == 13
+    assert np.asarray(nibabel.load(str(tmp_path / "upstream.nii.gz")).dataobj).max() == 32
