@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-env.sh
+bash scripts/setup-server-env.sh
 exec .venv/bin/elastix-monailabel demo "$@"

@@ -69,6 +69,28 @@ def _brain_region(labels_image: Any, margin_mm: float = 10.0) -> Any:
     return image_from_array(ndimage.binary_dilation(brain, structure=structure).astype(np.uint8), labels_image)
 
 
+def _at_least(image: Any, spacing_mm: float) -> Any:
+    """``image`` resampled (smoothed, linear) to ``spacing_mm`` where it is finer; else itself."""
+    import itk
+
+    spacing = np.array(image.GetSpacing())
+    if spacing_mm <= 0 or np.all(spacing >= spacing_mm * 0.99):
+        return image
+    from .resolution import smooth_to_match
+
+    target = np.maximum(spacing, spacing_mm)
+    size = np.array(image.GetLargestPossibleRegion().GetSize())
+    grid = itk.Image[itk.F, 3].New()
+    grid.SetRegions([int(n) for n in np.ceil(size * spacing / target)])
+    grid.SetSpacing(target.tolist())
+    direction = np.array(image.GetDirection()).reshape(3, 3)
+    corner = np.array(image.GetOrigin()) - direction @ (spacing / 2)
+    grid.SetOrigin((corner + direction @ (target / 2)).tolist())
+    grid.SetDirection(image.GetDirection())
+    grid.Allocate()
+    return itk.resample_image_filter(smooth_to_match(image, grid), use_reference_image=True, reference_image=grid)
+
+
 def segment_with_atlases(
     channels: Mapping[str, Any],
     atlases: Sequence[Atlas],
@@ -86,6 +108,10 @@ def segment_with_atlases(
     channel, fixed = pick_channel(channels, CONTRASTS)
     contrast = channel if channel in CONTRASTS else "t1"
     shape = itk.array_view_from_image(fixed).shape
+    # Register at the atlases' resolution (a finer case adds time, not accuracy, to an
+    # atlas match); labels are then warped onto the case's own grid.
+    atlas_spacing = float(min(itk.imread(str(atlases[0].labels_path)).GetSpacing())) if atlases else 0.0
+    fixed_for_registration = _at_least(fixed, atlas_spacing)
     votes = np.zeros((len(SYNTHSEG_STRUCTURES) + 1, *shape), dtype=np.uint8)
     reports = []
     for index, atlas in enumerate(atlases):
@@ -96,7 +122,7 @@ def segment_with_atlases(
         labels = itk.imread(str(atlas.labels_path), itk.US)
         moving = itk.imread(str(atlas.image_path(contrast)), itk.F)
         result = register_modality(
-            fixed, moving, name=atlas.folder.name, preset=preset, engine=engine, threads=threads, log=log, cancel=cancel,
+            fixed_for_registration, moving, name=atlas.folder.name, preset=preset, engine=engine, threads=threads, log=log, cancel=cancel,
         )
         warped = freesurfer_to_values(itk.array_view_from_image(warp_labels(labels, result.transform, fixed)))
         np.put_along_axis(votes, warped[None].astype(np.int64), np.take_along_axis(votes, warped[None].astype(np.int64), 0) + 1, 0)

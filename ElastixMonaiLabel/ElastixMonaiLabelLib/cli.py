@@ -144,20 +144,25 @@ def _run_presets(args: argparse.Namespace, cancel: CancelToken) -> int:
 def _add_demo(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "demo",
-        help="sample data -> co-registration -> overlay picture, all in one folder",
+        help="sample data -> co-registration -> local MONAI Label server -> segmentation, all in one folder",
         description="Generate a multimodal sample subject (thick-slice FLAIR included), co-register T2 and FLAIR to "
-        "the T1 and write the registered volumes, transforms, reports and overlay.png into --out.",
+        "the T1, send the co-registered stack to a local MONAI Label server (started and stopped by the demo, "
+        "127.0.0.1) and write the registered volumes, transforms, reports, overlay.png, segmentation.nii.gz and "
+        "segmentation.png into --out.",
     )
     parser.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default ./demo-output)")
-    parser.add_argument("--seed", type=int, default=1, help="sample subject seed (default 1)")
+    parser.add_argument("--seed", type=int, default=5, help="sample subject seed (default 5: a label map no atlas uses)")
     parser.add_argument("--spacing", type=float, default=1.0, help="voxel size of the sample subject in mm (default 1)")
+    parser.add_argument("--no-segmentation", action="store_true", help="stop after co-registration (no server needed)")
+    parser.add_argument("--atlases", type=int, default=3, help="atlases the server's atlas_registration model uses (default 3)")
     parser.set_defaults(run=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace, cancel: CancelToken) -> int:
     from .demo import run_demo
 
-    run_demo(args.out, seed=args.seed, spacing_mm=args.spacing, cancel=cancel, progress_bar=_progress_bar)
+    run_demo(args.out, seed=args.seed, spacing_mm=args.spacing, segment=not args.no_segmentation, atlases=args.atlases,
+             cancel=cancel, progress_bar=_progress_bar)
     return 0
 
 

@@ -22,22 +22,29 @@ from .sampledata import SubjectSpec, generate_subject
 def run_demo(
     out: str | Path,
     *,
-    seed: int = 1,
+    seed: int = 5,
     spacing_mm: float = 1.0,
+    segment: bool = True,
+    atlases: int = 3,
     cancel: CancelToken | None = None,
     progress_bar: Callable[[str], tuple[Any, Callable[[float, str], None]]] | None = None,
 ) -> dict[str, Any]:
-    """Run the demo into ``out`` and return its summary (also written to ``summary.json``)."""
+    """Run the demo into ``out`` and return its summary (also written to ``summary.json``).
+
+    With ``segment``, a local MONAI Label server (this project's app, 127.0.0.1) segments
+    the co-registered stack; the default seed's label map is not one of the atlases.
+    """
     import itk
 
     from .figures import overlay_figure
 
     out = ensure_output_dir(out)
     subject_dir, registered_dir = out / "subject", out / "registered"
-    print(f"1/3 generating a sample subject ({spacing_mm:g} mm, FLAIR with 5 mm slices) in {subject_dir}")
+    steps = 5 if segment else 3
+    print(f"1/{steps} generating a sample subject ({spacing_mm:g} mm, FLAIR with 5 mm slices) in {subject_dir}")
     subject = generate_subject(SubjectSpec(seed=seed, spacing_mm=spacing_mm, thick_slice_mm={"flair": 5.0}), subject_dir)
 
-    print("2/3 co-registering T2 and FLAIR to T1 with elastix (preset brain-rigid)")
+    print(f"2/{steps} co-registering T2 and FLAIR to T1 with elastix (preset brain-rigid)")
     bar, update = progress_bar("registering") if progress_bar else (None, None)
     try:
         written = register_files(
@@ -48,7 +55,7 @@ def run_demo(
         if bar is not None:
             bar.close()
 
-    print("3/3 measuring the error against the known misalignment and drawing overlays")
+    print(f"3/{steps} measuring the error against the known misalignment and drawing overlays")
     reference = read_volume(subject_dir / "t1.nii.gz")
     brain = itk.array_from_image(itk.imread(str(subject_dir / "brain_mask.nii.gz"))) > 0
     points = voxel_points(reference, brain)
@@ -75,9 +82,54 @@ def run_demo(
         )
     picture = overlay_figure(reference, rows, out / "overlay.png", title="T1 (green) vs modality (magenta): before | after")
     summary["overlay"] = str(picture)
+    if segment:
+        summary["segmentation"] = _segment_through_server(out, subject_dir, written, atlases, steps)
     write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     print(f"\nDone. Outputs in {out.resolve()}:")
     print(f"  {picture.resolve()}  (before/after overlays)")
+    if segment:
+        print(f"  {Path(summary['segmentation']['picture']).resolve()}  (segmentation with names and colours)")
+        print(f"  {Path(summary['segmentation']['label_map']).resolve()}  (label map, values 1..32, see labels in summary.json)")
     print(f"  {registered_dir.resolve()}  (registered volumes, transforms, reports)")
     print(f"  {subject_dir.resolve()}  (sample subject and its ground truth)")
     return summary
+
+
+def _segment_through_server(out: Path, subject_dir: Path, written: list[dict[str, Path]], atlases: int, steps: int) -> dict[str, Any]:
+    """Steps 4-5: the co-registered stack -> local MONAI Label server -> label map and picture."""
+    import itk
+
+    from .evaluation import dice_per_label
+    from .figures import segmentation_figure
+    from .labels import SYNTHSEG_STRUCTURES, freesurfer_to_values
+    from .multimodal import write_case
+    from .server_process import LocalServer
+
+    datastore = out / "datastore"
+    channels = {"t1": read_volume(subject_dir / "t1.nii.gz")}
+    for modality, paths in zip(("t2", "flair"), written):
+        channels[modality] = read_volume(paths["volume"])
+    write_case(channels, ensure_output_dir(datastore) / "demo-case.nii.gz")
+    print(f"4/{steps} starting a local MONAI Label server (127.0.0.1) on {datastore}")
+    server = LocalServer(datastore, conf={"atlases": str(atlases), "cache": str(out / "server-cache")})
+    try:
+        client = server.start()
+        print(f"    {server.url}: models {', '.join(client.info()['models'])}")
+        print(f"5/{steps} segmenting the 3-channel case with the atlas_registration model ({atlases} atlases)")
+        result = client.infer("atlas_registration", "demo-case", out / "segmentation.nii.gz")
+    finally:
+        server.stop()
+    labels = itk.imread(str(result.label_path))
+    truth = freesurfer_to_values(itk.array_from_image(itk.imread(str(subject_dir / "labels.nii.gz"))))
+    dice = dice_per_label(itk.array_from_image(labels), truth, [s.value for s in SYNTHSEG_STRUCTURES])
+    mean_dice = float(np.mean(list(dice.values())))
+    picture = segmentation_figure(channels["t1"], labels, SYNTHSEG_STRUCTURES, out / "segmentation.png",
+                                  title=f"atlas_registration: mean Dice {mean_dice:.2f} against the sample's labels")
+    print(f"    mean Dice over the 32 structures: {mean_dice:.3f} ({result.params['latencies']['total']:.0f} s on the server)")
+    return {
+        "label_map": str(result.label_path),
+        "picture": str(picture),
+        "mean_dice": round(mean_dice, 3),
+        "dice": {s.name: round(dice[s.value], 3) for s in SYNTHSEG_STRUCTURES},
+        "labels": result.params["label_table"],
+    }

@@ -78,3 +78,36 @@ def overlay_figure(reference: Any, rows: list[tuple[str, Any, Any]], path: str |
         fig.savefig(tmp, dpi=80, format="png")
     plt.close(fig)
     return path
+
+
+def segmentation_figure(reference: Any, labels: Any, structures, path: str | Path, title: str = "") -> Path:
+    """Save a PNG: the reference with the label map in its structures' colours, and a legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    lut = np.zeros((256, 3))
+    for structure in structures:
+        lut[structure.value] = np.array(structure.color) / 255.0
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5.8))
+    present = set()
+    for ax, (view, plane, aspect), (_, label_plane, _) in zip(axes, _views(reference), _views(labels)):
+        grey = _normalise(plane)[..., None].repeat(3, axis=-1)
+        values = label_plane.astype(int)
+        present |= set(np.unique(values).tolist())
+        coloured = np.where(values[..., None] > 0, 0.45 * grey + 0.55 * lut[values], grey)
+        ax.imshow(coloured, interpolation="nearest", aspect=aspect)
+        ax.set_title(view)
+        ax.axis("off")
+    handles = [Patch(color=np.array(s.color) / 255.0, label=f"{s.value} {s.name}") for s in structures if s.value in present]
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=7, frameon=False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.22, 1, 1))
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
+    plt.close(fig)
+    return path
