@@ -105,3 +105,14 @@ def test_existing_outputs_survive_a_failed_rerun(subject_3mm, tmp_path, bad_file
         register_files(subject_3mm.path("t1"), [subject_3mm.path("t2"), bad_files["nan"]], out)
     assert {path: path.read_bytes() for path in before} == before
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
+
+
+def test_errors_survive_a_trip_between_processes():
+    import pickle
+
+    from ElastixMonaiLabelLib.client import ServerError
+
+    error = pickle.loads(pickle.dumps(InputError("/data/t1.nii.gz", "2D image")))
+    assert isinstance(error, InputError) and error.source == "/data/t1.nii.gz" and str(error) == "/data/t1.nii.gz: 2D image"
+    server = pickle.loads(pickle.dumps(ServerError("down", 503)))
+    assert server.status == 503 and str(server) == "down"

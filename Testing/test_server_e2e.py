@@ -5,6 +5,7 @@ Driven by the project's client and by the upstream monailabel.client.MONAILabelC
 """
 
 import json
+import shutil
 import subprocess
 import textwrap
 
@@ -14,11 +15,11 @@ import numpy as np
 import pytest
 
 from ElastixMonaiLabelLib.client import MonaiLabelClient, ServerError, normalize_url
+from ElastixMonaiLabelLib.datasets import prepare_dataset
 from ElastixMonaiLabelLib.evaluation import dice_per_label
 from ElastixMonaiLabelLib.images import read_volume
 from ElastixMonaiLabelLib.labels import SYNTHSEG_STRUCTURES, freesurfer_to_values
 from ElastixMonaiLabelLib.multimodal import channel_names, read_case, write_case
-from ElastixMonaiLabelLib.registration import register_modality
 from ElastixMonaiLabelLib.server_process import DEFAULT_PYTHON, LocalServer, free_port
 
 
@@ -28,25 +29,30 @@ def subject(make_subject):
 
 
 @pytest.fixture(scope="module")
-def server(subject, tmp_path_factory):
-    """A datastore with a co-registered 3-channel case and a plain 3D T1, served by the app."""
+def server(subject, make_subject, tmp_path_factory):
+    """A datastore made by ``prepare`` from two generated subjects (generic layout), served by the app."""
+    source = tmp_path_factory.mktemp("dataset")
+    for case, case_subject in (("case-001", subject), ("case-002", make_subject(seed=21, spacing_mm=3.0))):
+        (source / case).mkdir()
+        for modality in ("t1", "t2", "flair"):
+            shutil.copy(case_subject.path(modality), source / case / f"{case}_{modality}.nii.gz")
     studies = tmp_path_factory.mktemp("datastore")
-    reference = read_volume(subject.path("t1"))
-    channels = {"t1": reference}
-    for modality in ("t2", "flair"):
-        channels[modality] = register_modality(reference, read_volume(subject.path(modality)), name=modality).registered
-    write_case(channels, studies / "case-001.nii.gz")
-    write_case({"t1": reference}, studies / "case-002.nii.gz")
+    summary = prepare_dataset(source, studies, layout="generic")
+    assert summary["done"] == ["case-001", "case-002"], summary
     local = LocalServer(studies, conf={"atlases": "3", "atlas_spacing": "3", "cache": str(tmp_path_factory.mktemp("cache"))})
     client = local.start()
     yield local, client, studies
     local.stop()
 
 
-def test_multimodal_case_file_carries_its_channels(server):
+def test_multimodal_case_file_carries_its_channels(server, subject):
     _, _, studies = server
     assert channel_names(studies / "case-001.nii.gz") == ["t1", "t2", "flair"]
-    assert list(read_case(studies / "case-002.nii.gz")) == ["t1"]
+    channels = read_case(studies / "case-002.nii.gz")
+    assert list(channels) == ["t1", "t2", "flair"]
+    # A 3D volume is a one-channel case.
+    write_case({"T1w": read_volume(subject.path("t1"))}, studies.parent / "single.nii.gz")
+    assert list(read_case(studies.parent / "single.nii.gz")) == ["t1"]
 
 
 def test_info_lists_model_channels_labels_and_strategies(server):

@@ -126,6 +126,51 @@ def _run_register(args: argparse.Namespace, cancel: CancelToken) -> int:
     return status
 
 
+def _add_prepare(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "prepare",
+        help="co-register a dataset's cases into a MONAI Label datastore",
+        description="Find each case's modalities in SRC, co-register them to the reference modality and write one "
+        "4D case file per case (channels-last, channel names in the header) into the datastore; label files "
+        "matching --labels (FreeSurfer ids, e.g. SynthSeg outputs) go to labels/final mapped to values 1..32. "
+        "Resumable: finished cases are skipped. Writes prepare_summary.json (done, skipped, failed with reasons).",
+    )
+    parser.add_argument("source", type=Path, metavar="SRC", help="dataset folder")
+    parser.add_argument("--out", required=True, type=Path, help="datastore folder (created if needed)")
+    parser.add_argument("--layout", choices=("brats2021", "brats2023", "oasis3", "generic"), default="generic",
+                        help="folder layout (default generic: one subfolder per case, files named by modality)")
+    parser.add_argument("--reference", default="t1", help="modality the others are registered to (default t1)")
+    parser.add_argument("--channels", default=None,
+                        help="comma-separated channel order of the datastore (default: the layout's, e.g. t1,t1ce,t2,flair for BraTS); "
+                        "a case missing one fails with the reason")
+    parser.add_argument("--labels", default="none", metavar="none|FILE_PATTERN",
+                        help="label files to import, as a glob pattern in each case's folder (e.g. '*_synthseg.nii.gz'); default none")
+    parser.add_argument("--workers", type=int, default=1, help="cases prepared in parallel (default 1)")
+    parser.add_argument("--preset", default=None, help="registration preset (default brain-rigid)")
+    parser.add_argument("--engine", choices=("itk", "executable"), default="itk", help="elastix engine (default itk)")
+    parser.set_defaults(run=_run_prepare)
+
+
+def _run_prepare(args: argparse.Namespace, cancel: CancelToken) -> int:
+    from .datasets import prepare_dataset
+
+    bar, update = _progress_bar("preparing")
+    try:
+        summary = prepare_dataset(
+            args.source, args.out, layout=args.layout, reference=args.reference,
+            channels=args.channels.split(",") if args.channels else None,
+            label_pattern=None if args.labels == "none" else args.labels, workers=args.workers, preset=args.preset,
+            engine=args.engine, progress=lambda done, total, name: update(done / total, f"{done}/{total} {name}"),
+        )
+    finally:
+        bar.close()
+    print(f"done {len(summary['done'])}, skipped {len(summary['skipped'])} (already prepared), failed {len(summary['failed'])}")
+    for case, reason in summary["failed"].items():
+        print(f"  failed {case}: {reason}", file=sys.stderr)
+    print(f"summary: {args.out / 'prepare_summary.json'}")
+    return 4 if summary["failed"] else 0
+
+
 def _add_presets(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("presets", help="list the registration presets", description="List the shipped presets.")
     parser.set_defaults(run=_run_presets)
@@ -174,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_sample_data(commands)
     _add_register(commands)
+    _add_prepare(commands)
     _add_presets(commands)
     _add_demo(commands)
     return parser

@@ -31,6 +31,9 @@ class ServerError(ElastixMonaiLabelError):
         super().__init__(message)
         self.status = status
 
+    def __reduce__(self):
+        return (type(self), (str(self), self.status))
+
 
 def normalize_url(url: str) -> str:
     """'localhost:8000' -> 'http://localhost:8000'; trailing slashes removed."""

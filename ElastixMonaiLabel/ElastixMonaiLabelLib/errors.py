@@ -21,6 +21,10 @@ class InputError(ElastixMonaiLabelError, ValueError):
         self.problem = problem
         super().__init__(f"{self.source}: {problem}")
 
+    def __reduce__(self):
+        # Travels between processes (prepare's workers) with its own arguments.
+        return (type(self), (self.source, self.problem))
+
 
 class RegistrationError(ElastixMonaiLabelError, RuntimeError):
     """elastix ran but failed; the message carries the end of its log."""

@@ -1,0 +1,254 @@
+"""Dataset preparation: a folder of cases in a known layout -> a MONAI Label datastore.
+
+Each case's modalities are co-registered to the reference modality (elastix, core
+presets) and written as one 4D case file (see :mod:`.multimodal`) named after the case;
+label files found beside them (SynthSeg outputs, FreeSurfer-id label maps) are resampled
+onto the reference grid, mapped to the label table's values 1..32 and stored as the
+case's final label (``labels/final/<case>.nii.gz``, MONAI Label's local datastore layout).
+
+Resumable: a case is done when its marker ``.prepare/<case>.json`` exists, written last;
+an interrupted case is simply prepared again, and nothing half-written carries a final
+name. The summary (``prepare_summary.json``) lists cases done, skipped and failed with
+the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ElastixMonaiLabelError, InputError
+from .files import ensure_output_dir, write_text
+from .images import read_volume, write_volume, image_from_array
+from .labels import freesurfer_to_values
+from .multimodal import canonical_channel, write_case
+
+LAYOUTS = ("brats2021", "brats2023", "oasis3", "generic")
+DEFAULT_CHANNELS = {
+    "brats2021": ("t1", "t1ce", "t2", "flair"),
+    "brats2023": ("t1", "t1ce", "t2", "flair"),
+    "oasis3": ("t1", "t2", "flair"),
+    "generic": ("t1", "t2", "flair"),
+}
+_NIFTI = re.compile(r"\.nii(\.gz)?$", re.IGNORECASE)
+
+
+@dataclass
+class Case:
+    case_id: str
+    modalities: dict[str, Path] = field(default_factory=dict)
+    labels: Path | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def _stem(path: Path) -> str:
+    return _NIFTI.sub("", path.name)
+
+
+def _brats(folder: Path, separator: str) -> list[Case]:
+    cases = []
+    for case_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        case = Case(case_dir.name)
+        for path in sorted(case_dir.iterdir()):
+            if not _NIFTI.search(path.name):
+                continue
+            suffix = _stem(path).rsplit(separator, 1)[-1]
+            if "seg" in suffix.lower():
+                continue  # label files (BraTS tumour seg, SynthSeg outputs) are not channels
+            case.modalities.setdefault(canonical_channel(suffix), path)
+        cases.append(case)
+    return cases
+
+
+_OASIS = re.compile(r"^(sub-[^_]+)_(ses-[^_]+)_.*?([^_]+)$")
+
+
+def _oasis3(folder: Path) -> list[Case]:
+    cases: dict[str, Case] = {}
+    for path in sorted(folder.rglob("*.nii*")):
+        match = _OASIS.match(_stem(path))
+        if not match or not _NIFTI.search(path.name) or "seg" in match.group(3).lower():
+            continue
+        case_id = f"{match.group(1)}_{match.group(2)}"
+        modality = canonical_channel(match.group(3))
+        case = cases.setdefault(case_id, Case(case_id))
+        if modality in case.modalities:
+            case.problems.append(f"several {modality} files ({case.modalities[modality].name}, {path.name}); the first is used")
+        else:
+            case.modalities[modality] = path
+    return list(cases.values())
+
+
+def _generic(folder: Path, label_pattern: str | None) -> list[Case]:
+    cases = []
+    for case_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        case = Case(case_dir.name)
+        labels = set(case_dir.glob(label_pattern)) if label_pattern else set()
+        for path in sorted(case_dir.iterdir()):
+            if _NIFTI.search(path.name) and path not in labels and "seg" not in _stem(path).lower():
+                token = re.split(r"[_\-.]", _stem(path))[-1]
+                case.modalities.setdefault(canonical_channel(token), path)
+        cases.append(case)
+    return cases
+
+
+def find_cases(source: str | Path, layout: str, label_pattern: str | None = None) -> list[Case]:
+    """Cases of a dataset folder in a known layout, with their modality files and labels."""
+    source = Path(source)
+    if not source.is_dir():
+        raise InputError(source, "dataset folder not found")
+    if layout == "brats2021":
+        cases = _brats(source, "_")
+    elif layout == "brats2023":
+        cases = _brats(source, "-")
+    elif layout == "oasis3":
+        cases = _oasis3(source)
+    elif layout == "generic":
+        cases = _generic(source, label_pattern)
+    else:
+        raise InputError("layout", f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    if label_pattern:
+        for case in cases:
+            folder = next(iter(case.modalities.values())).parent if case.modalities else source / case.case_id
+            found = sorted(folder.glob(label_pattern)) or sorted(folder.glob(f"{case.case_id}*{label_pattern.lstrip('*')}"))
+            case.labels = found[0] if found else None
+    return cases
+
+
+def _label_on_grid(label_path: Path, reference: Any) -> Any:
+    """A FreeSurfer-id label map (any grid, e.g. SynthSeg's 1 mm one) on the reference grid, values 1..32."""
+    import itk
+
+    from .registration import resample
+    from .elastix_transforms import itk_affine
+
+    labels = read_volume(label_path, pixel_type="short")
+    # Same scanner space as the reference: resample through the identity, nearest neighbour.
+    on_grid = itk.array_from_image(resample(labels, itk_affine(np.eye(4)), reference, "nearest", default_value=-1))
+    outside = float(np.mean(on_grid < 0))
+    if outside > 0.5:
+        raise InputError(label_path, f"label map covers only {100 * (1 - outside):.0f}% of the reference image: wrong grid or wrong case")
+    values = freesurfer_to_values(np.where(on_grid < 0, 0, on_grid))
+    if not values.any():
+        raise InputError(label_path, "no SynthSeg/FreeSurfer structure id in this label map")
+    return image_from_array(values, reference)
+
+
+def prepare_case(
+    case: Case, out: Path, channels: Sequence[str], reference: str, *, preset: str | None = None, engine: str = "itk",
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Co-register one case and write it (and its label) into the datastore; return its record."""
+    from .registration import register_modality
+
+    started = time.perf_counter()
+    missing = [c for c in channels if c not in case.modalities]
+    if missing:
+        found = ", ".join(f"{k}={v.name}" for k, v in case.modalities.items()) or "nothing"
+        raise InputError(case.case_id, f"missing modality {', '.join(missing)} (found {found})")
+    fixed = read_volume(case.modalities[reference])
+    images = {reference: fixed}
+    reports = {}
+    for channel in channels:
+        if channel == reference:
+            continue
+        result = register_modality(fixed, read_volume(case.modalities[channel]), name=channel, preset=preset, engine=engine,
+                                   threads=threads)
+        images[channel] = result.registered
+        reports[channel] = {k: result.report[k] for k in ("metric_before", "metric_after", "metric_improved", "time_total_s")}
+    ordered = {channel: images[channel] for channel in channels}
+    label = _label_on_grid(case.labels, fixed) if case.labels else None
+    write_case(ordered, out / f"{case.case_id}.nii.gz")
+    if label is not None:
+        write_volume(label, ensure_output_dir(out / "labels" / "final") / f"{case.case_id}.nii.gz")
+    record = {
+        "case": case.case_id,
+        "channels": list(channels),
+        "files": {k: str(v) for k, v in case.modalities.items()},
+        "label_file": str(case.labels) if case.labels else None,
+        "registration": reports,
+        "warnings": case.problems,
+        "time_s": round(time.perf_counter() - started, 2),
+    }
+    write_text(ensure_output_dir(out / ".prepare") / f"{case.case_id}.json", json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def _prepare_case_job(args: tuple) -> dict[str, Any]:
+    case, out, channels, reference, preset, engine, threads = args
+    return prepare_case(case, out, channels, reference, preset=preset, engine=engine, threads=threads)
+
+
+def prepare_dataset(
+    source: str | Path,
+    out: str | Path,
+    *,
+    layout: str = "generic",
+    reference: str = "t1",
+    channels: Sequence[str] | None = None,
+    label_pattern: str | None = None,
+    workers: int = 1,
+    preset: str | None = None,
+    engine: str = "itk",
+    progress: Callable[[int, int, str], None] | None = None,
+) -> dict[str, Any]:
+    """Prepare every case of ``source`` into the datastore ``out``; return (and write) the summary."""
+    out = ensure_output_dir(out)
+    wanted = [canonical_channel(c) for c in (channels or DEFAULT_CHANNELS.get(layout, ()))]
+    reference = canonical_channel(reference)
+    channels = [reference, *[c for c in wanted if c != reference]]  # the reference is channel 0
+    cases = find_cases(source, layout, label_pattern)
+    if not cases:
+        raise InputError(source, f"no case found for layout {layout}")
+    summary: dict[str, Any] = {"source": str(Path(source).resolve()), "layout": layout, "channels": channels,
+                               "done": [], "skipped": [], "failed": {}}
+    todo = []
+    for case in cases:
+        if (out / ".prepare" / f"{case.case_id}.json").exists() and (out / f"{case.case_id}.nii.gz").exists():
+            summary["skipped"].append(case.case_id)
+        else:
+            todo.append(case)
+    finished = len(summary["skipped"])
+    if progress:
+        progress(finished, len(cases), "resuming" if finished else "starting")
+    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    jobs = [(case, out, channels, reference, preset, engine, threads) for case in todo]
+
+    def record(case_id: str, outcome: Any) -> None:
+        nonlocal finished
+        finished += 1
+        if isinstance(outcome, BaseException):
+            summary["failed"][case_id] = str(outcome) if isinstance(outcome, ElastixMonaiLabelError) else f"{type(outcome).__name__}: {outcome}"
+        else:
+            summary["done"].append(case_id)
+        if progress:
+            progress(finished, len(cases), case_id)
+
+    if workers <= 1:
+        for job in jobs:
+            try:
+                record(job[0].case_id, _prepare_case_job(job))
+            except Exception as error:  # one bad case must not stop the others
+                record(job[0].case_id, error)
+    else:
+        # Spawned, not forked: forking a process whose ITK thread pool is running can kill the child.
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_prepare_case_job, job): job[0].case_id for job in jobs}
+            for future in as_completed(futures):
+                try:
+                    record(futures[future], future.result())
+                except Exception as error:
+                    record(futures[future], error)
+    summary["done"].sort()
+    write_text(out / "prepare_summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary

@@ -1,0 +1,114 @@
+"""prepare: dataset folders -> MONAI Label datastore, resumable, with clear failures."""
+
+import json
+import shutil
+
+import itk
+import numpy as np
+import pytest
+
+from ElastixMonaiLabelLib.datasets import find_cases, prepare_dataset
+from ElastixMonaiLabelLib.errors import InputError
+from ElastixMonaiLabelLib.evaluation import dice_per_label
+from ElastixMonaiLabelLib.labels import freesurfer_to_values
+from ElastixMonaiLabelLib.multimodal import channel_names
+
+
+def synthseg_like(labels_path, out_path):
+    """The subject's labels on a 1 mm grid of another origin, as SynthSeg writes them."""
+    labels = itk.imread(str(labels_path), itk.SS)
+    size = [int(n * s) for n, s in zip(labels.GetLargestPossibleRegion().GetSize(), labels.GetSpacing())]
+    grid = itk.Image[itk.SS, 3].New()
+    grid.SetRegions(size)
+    grid.SetSpacing((1.0, 1.0, 1.0))
+    grid.SetOrigin([o - 3.0 for o in labels.GetOrigin()])
+    grid.SetDirection(labels.GetDirection())
+    grid.Allocate()
+    nearest = itk.NearestNeighborInterpolateImageFunction[type(labels), itk.D].New()
+    itk.imwrite(itk.resample_image_filter(labels, use_reference_image=True, reference_image=grid, interpolator=nearest), str(out_path))
+
+
+@pytest.fixture(scope="module")
+def brats_folder(make_subject, tmp_path_factory):
+    root = tmp_path_factory.mktemp("brats2021")
+    for number, seed in ((1, 30), (2, 31), (3, 32), (4, 33)):
+        subject = make_subject(seed=seed, spacing_mm=3.0)
+        case = f"BraTS2021_{number:05d}"
+        folder = root / case
+        folder.mkdir()
+        for modality, source in (("t1", "t1"), ("t1ce", "t2"), ("t2", "t2"), ("flair", "flair")):
+            shutil.copy(subject.path(source), folder / f"{case}_{modality}.nii.gz")
+        shutil.copy(subject.labels, folder / f"{case}_seg.nii.gz")  # tumour labels: not imported
+        if number == 1:
+            synthseg_like(subject.labels, folder / f"{case}_t1_synthseg.nii.gz")
+        if number == 3:
+            (folder / f"{case}_flair.nii.gz").unlink()
+        if number == 4:
+            (folder / f"{case}_t2.nii.gz").write_bytes(b"\x00corrupt")
+    return root
+
+
+def test_layouts_find_modalities(brats_folder, tmp_path):
+    cases = {c.case_id: c for c in find_cases(brats_folder, "brats2021", "*_synthseg.nii.gz")}
+    assert set(cases["BraTS2021_00001"].modalities) == {"t1", "t1ce", "t2", "flair"}
+    assert cases["BraTS2021_00001"].labels.name.endswith("_synthseg.nii.gz")
+    assert cases["BraTS2021_00002"].labels is None
+    oasis = tmp_path / "oasis"
+    (oasis / "sub-OAS30001" / "ses-d0129" / "anat").mkdir(parents=True)
+    for name in ("run-01_T1w", "acq-TSE_T2w", "FLAIR"):
+        (oasis / "sub-OAS30001" / "ses-d0129" / "anat" / f"sub-OAS30001_ses-d0129_{name}.nii.gz").write_bytes(b"")
+    (case,) = find_cases(oasis, "oasis3")
+    assert case.case_id == "sub-OAS30001_ses-d0129" and set(case.modalities) == {"t1", "t2", "flair"}
+    with pytest.raises(InputError, match="unknown layout"):
+        find_cases(oasis, "adni")
+
+
+def test_prepare_writes_cases_labels_and_summary_and_resumes(brats_folder, make_subject, tmp_path):
+    out = tmp_path / "datastore"
+    summary = prepare_dataset(brats_folder, out, layout="brats2021", label_pattern="*_synthseg.nii.gz", workers=2)
+    assert summary["done"] == ["BraTS2021_00001", "BraTS2021_00002"]
+    assert "missing modality flair" in summary["failed"]["BraTS2021_00003"]
+    assert "BraTS2021_00004_t2.nii.gz" in summary["failed"]["BraTS2021_00004"]
+    assert json.loads((out / "prepare_summary.json").read_text()) == summary
+    assert channel_names(out / "BraTS2021_00001.nii.gz") == ["t1", "t1ce", "t2", "flair"]
+    assert not (out / "BraTS2021_00003.nii.gz").exists()
+
+    # The SynthSeg-style label (1 mm, shifted grid) lands on the reference grid as values 1..32.
+    label = itk.array_from_image(itk.imread(str(out / "labels" / "final" / "BraTS2021_00001.nii.gz")))
+    truth = freesurfer_to_values(itk.array_from_image(itk.imread(str(make_subject(seed=30, spacing_mm=3.0).labels))))
+    assert label.shape == truth.shape and label.max() <= 32
+    big = [1, 2, 19, 20, 13]
+    assert min(dice_per_label(label, truth, big).values()) > 0.9
+
+    # A rerun skips finished cases and leaves their files alone; an unfinished case is redone.
+    stamp = (out / "BraTS2021_00001.nii.gz").stat().st_mtime_ns
+    (out / ".prepare" / "BraTS2021_00002.json").unlink()  # as if interrupted before its marker
+    again = prepare_dataset(brats_folder, out, layout="brats2021", label_pattern="*_synthseg.nii.gz")
+    assert again["skipped"] == ["BraTS2021_00001"] and again["done"] == ["BraTS2021_00002"]
+    assert (out / "BraTS2021_00001.nii.gz").stat().st_mtime_ns == stamp
+    assert not [p for p in out.rglob(".*partial*")]
+
+
+def test_prepare_rejects_a_label_on_another_case_grid(brats_folder, tmp_path):
+    source = tmp_path / "one"
+    shutil.copytree(brats_folder / "BraTS2021_00002", source / "BraTS2021_00002")
+    far = itk.imread(str(source / "BraTS2021_00002" / "BraTS2021_00002_seg.nii.gz"), itk.SS)
+    far.SetOrigin([o + 500.0 for o in far.GetOrigin()])
+    itk.imwrite(far, str(source / "BraTS2021_00002" / "BraTS2021_00002_t1_synthseg.nii.gz"))
+    summary = prepare_dataset(source, tmp_path / "store", layout="brats2021", label_pattern="*_synthseg.nii.gz")
+    assert "covers only 0% of the reference image" in summary["failed"]["BraTS2021_00002"]
+    assert not list((tmp_path / "store").glob("*.nii.gz"))
+
+
+def test_prepare_command_line(brats_folder, tmp_path):
+    import subprocess
+    import sys
+
+    completed = subprocess.run(
+        [sys.executable, "-m", "ElastixMonaiLabelLib", "prepare", str(brats_folder), "--out", str(tmp_path / "ds"),
+         "--layout", "brats2021", "--channels", "t1,t2"],
+        capture_output=True, text=True,
+    )
+    assert completed.returncode == 4  # some cases failed: said, not hidden
+    assert "done 3, skipped 0" in completed.stdout and "failed BraTS2021_00004" in completed.stderr
+    assert channel_names(tmp_path / "ds" / "BraTS2021_00003.nii.gz") == ["t1", "t2"]  # flair not asked for
