@@ -4,7 +4,6 @@ import json
 import shutil
 
 import itk
-import numpy as np
 import pytest
 
 from ElastixMonaiLabelLib.datasets import find_cases, prepare_dataset
@@ -112,3 +111,14 @@ def test_prepare_command_line(brats_folder, tmp_path):
     assert completed.returncode == 4  # some cases failed: said, not hidden
     assert "done 3, skipped 0" in completed.stdout and "failed BraTS2021_00004" in completed.stderr
     assert channel_names(tmp_path / "ds" / "BraTS2021_00003.nii.gz") == ["t1", "t2"]  # flair not asked for
+
+
+def test_prepare_can_label_cases_by_atlas_registration(brats_folder, tmp_path):
+    source = tmp_path / "one"
+    shutil.copytree(brats_folder / "BraTS2021_00002", source / "BraTS2021_00002")
+    out = tmp_path / "store"
+    summary = prepare_dataset(source, out, layout="brats2021", channels=["t1", "t2"], atlas_labels=1)
+    assert summary["done"] == ["BraTS2021_00002"]
+    label = itk.array_from_image(itk.imread(str(out / "labels" / "original" / "BraTS2021_00002.nii.gz")))
+    assert label.max() == 32 and label.shape == itk.array_from_image(itk.imread(str(source / "BraTS2021_00002" / "BraTS2021_00002_t1.nii.gz"))).shape
+    assert not (out / "labels" / "final").exists()

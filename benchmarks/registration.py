@@ -67,12 +67,9 @@ def main() -> None:
 
     import itk
 
-    try:
-        import ants  # noqa: F401
+    import importlib.util
 
-        have_ants = True
-    except ImportError:
-        have_ants = False
+    have_ants = importlib.util.find_spec("ants") is not None  # optional: pip install antspyx
     methods = {"elastix_default_rigid": elastix_default_rigid, "brain_rigid": brain_rigid}
     if have_ants:
         methods["ants_rigid"] = None

@@ -58,17 +58,6 @@ def build_atlases(folder: str | Path, count: int = 3, spacing_mm: float = 2.0, f
     return atlases
 
 
-def _brain_region(labels_image: Any, margin_mm: float = 10.0) -> Any:
-    """Atlas brain mask dilated by ``margin_mm``: registration looks at the brain, not the scalp."""
-    import itk
-    from scipy import ndimage
-
-    brain = freesurfer_to_values(itk.array_view_from_image(labels_image)) > 0
-    radius = np.maximum(np.round(margin_mm / np.array(labels_image.GetSpacing())[::-1]).astype(int), 1)
-    structure = np.ones(tuple(2 * r + 1 for r in radius), dtype=bool)
-    return image_from_array(ndimage.binary_dilation(brain, structure=structure).astype(np.uint8), labels_image)
-
-
 def _at_least(image: Any, spacing_mm: float) -> Any:
     """``image`` resampled (smoothed, linear) to ``spacing_mm`` where it is finer; else itself."""
     import itk

@@ -143,8 +143,11 @@ def _add_prepare(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--channels", default=None,
                         help="comma-separated channel order of the datastore (default: the layout's, e.g. t1,t1ce,t2,flair for BraTS); "
                         "a case missing one fails with the reason")
-    parser.add_argument("--labels", default="none", metavar="none|FILE_PATTERN",
-                        help="label files to import, as a glob pattern in each case's folder (e.g. '*_synthseg.nii.gz'); default none")
+    parser.add_argument("--labels", default="none", metavar="none|registration|FILE_PATTERN",
+                        help="none (default); registration: label each case by elastix registration of atlases (stored "
+                        "as the 'original' label); or label files to import, as a glob pattern in each case's folder "
+                        "(e.g. '*_synthseg.nii.gz'), stored as the 'final' label")
+    parser.add_argument("--atlases", type=int, default=3, help="atlases for --labels registration (default 3)")
     parser.add_argument("--workers", type=int, default=1, help="cases prepared in parallel (default 1)")
     parser.add_argument("--preset", default=None, help="registration preset (default brain-rigid)")
     parser.add_argument("--engine", choices=("itk", "executable"), default="itk", help="elastix engine (default itk)")
@@ -159,7 +162,8 @@ def _run_prepare(args: argparse.Namespace, cancel: CancelToken) -> int:
         summary = prepare_dataset(
             args.source, args.out, layout=args.layout, reference=args.reference,
             channels=args.channels.split(",") if args.channels else None,
-            label_pattern=None if args.labels == "none" else args.labels, workers=args.workers, preset=args.preset,
+            label_pattern=None if args.labels in ("none", "registration") else args.labels,
+            atlas_labels=args.atlases if args.labels == "registration" else 0, workers=args.workers, preset=args.preset,
             engine=args.engine, progress=lambda done, total, name: update(done / total, f"{done}/{total} {name}"),
         )
     finally:

@@ -146,7 +146,7 @@ def _label_on_grid(label_path: Path, reference: Any) -> Any:
 
 def prepare_case(
     case: Case, out: Path, channels: Sequence[str], reference: str, *, preset: str | None = None, engine: str = "itk",
-    threads: int | None = None,
+    threads: int | None = None, atlases: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
     """Co-register one case and write it (and its label) into the datastore; return its record."""
     from .registration import register_modality
@@ -167,15 +167,21 @@ def prepare_case(
         images[channel] = result.registered
         reports[channel] = {k: result.report[k] for k in ("metric_before", "metric_after", "metric_improved", "time_total_s")}
     ordered = {channel: images[channel] for channel in channels}
-    label = _label_on_grid(case.labels, fixed) if case.labels else None
+    label, tag = (_label_on_grid(case.labels, fixed), "final") if case.labels else (None, None)
+    if atlases:
+        from .atlas_segmentation import segment_with_atlases
+
+        # Model output, not a reviewed label: MONAI Label's "original" tag.
+        label, tag = segment_with_atlases(ordered, atlases, engine=engine, threads=threads)[0], "original"
     write_case(ordered, out / f"{case.case_id}.nii.gz")
     if label is not None:
-        write_volume(label, ensure_output_dir(out / "labels" / "final") / f"{case.case_id}.nii.gz")
+        write_volume(label, ensure_output_dir(out / "labels" / tag) / f"{case.case_id}.nii.gz")
     record = {
         "case": case.case_id,
         "channels": list(channels),
         "files": {k: str(v) for k, v in case.modalities.items()},
         "label_file": str(case.labels) if case.labels else None,
+        "label_tag": tag,
         "registration": reports,
         "warnings": case.problems,
         "time_s": round(time.perf_counter() - started, 2),
@@ -185,8 +191,8 @@ def prepare_case(
 
 
 def _prepare_case_job(args: tuple) -> dict[str, Any]:
-    case, out, channels, reference, preset, engine, threads = args
-    return prepare_case(case, out, channels, reference, preset=preset, engine=engine, threads=threads)
+    case, out, channels, reference, preset, engine, threads, atlases = args
+    return prepare_case(case, out, channels, reference, preset=preset, engine=engine, threads=threads, atlases=atlases)
 
 
 def prepare_dataset(
@@ -197,12 +203,17 @@ def prepare_dataset(
     reference: str = "t1",
     channels: Sequence[str] | None = None,
     label_pattern: str | None = None,
+    atlas_labels: int = 0,
     workers: int = 1,
     preset: str | None = None,
     engine: str = "itk",
     progress: Callable[[int, int, str], None] | None = None,
 ) -> dict[str, Any]:
-    """Prepare every case of ``source`` into the datastore ``out``; return (and write) the summary."""
+    """Prepare every case of ``source`` into the datastore ``out``; return (and write) the summary.
+
+    ``label_pattern`` imports label files; ``atlas_labels`` > 0 instead labels each case by
+    registration of that many atlases (stored under the ``original`` tag).
+    """
     out = ensure_output_dir(out)
     wanted = [canonical_channel(c) for c in (channels or DEFAULT_CHANNELS.get(layout, ()))]
     reference = canonical_channel(reference)
@@ -222,7 +233,12 @@ def prepare_dataset(
     if progress:
         progress(finished, len(cases), "resuming" if finished else "starting")
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
-    jobs = [(case, out, channels, reference, preset, engine, threads) for case in todo]
+    atlases = None
+    if atlas_labels and todo:
+        from .atlas_segmentation import build_atlases
+
+        atlases = build_atlases(out / ".prepare" / "atlases", count=atlas_labels)
+    jobs = [(case, out, channels, reference, preset, engine, threads, atlases) for case in todo]
 
     def record(case_id: str, outcome: Any) -> None:
         nonlocal finished

@@ -33,7 +33,7 @@ from .elastix_transforms import (
 from .engines import LogCallback, make_engine
 from .errors import InputError
 from .files import ensure_output_dir, write_text
-from .images import grid_mismatch, read_mask, read_volume, write_volume
+from .images import read_mask, read_volume, write_volume
 from .parameter_files import ParameterMap
 from .presets import Preset, default_preset, get_preset
 from .resolution import is_coarser, match_resolution
@@ -200,8 +200,6 @@ def register_modality(
     matrix is inverted, which is exact and removes the bias of interpolating thick
     slices.
     """
-    import itk
-
     preset = preset if isinstance(preset, Preset) else (get_preset(preset) if preset else default_preset())
     runner = make_engine(engine, **(engine_options or {}))
     stages = preset.parameter_maps()
@@ -354,9 +352,3 @@ def register_files(
         written.append(save_result(result, out_dir, reference_name))
     return written
 
-
-def check_same_grid(image: Any, reference: Any, source: str | Path, reference_source: str | Path) -> None:
-    """Raise InputError if ``image`` is not on ``reference``'s grid."""
-    problem = grid_mismatch(image, reference)
-    if problem:
-        raise InputError(source, f"is on a different grid than {reference_source}: {problem}")
