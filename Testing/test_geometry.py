@@ -84,3 +84,15 @@ def test_image_from_slicer_rejects_wrong_input():
         image_from_slicer(np.zeros((4, 4)), np.eye(4))
     with pytest.raises(ValueError, match="zero column"):
         image_from_slicer(np.zeros((4, 4, 4)), np.diag([1.0, 0.0, 1.0, 1.0]))
+
+
+def test_grid_like_keeps_the_physical_box():
+    from ElastixMonaiLabelLib.geometry import grid_like
+
+    image, direction = oblique_image(shape=(10, 12, 14), spacing=(1.0, 1.0, 1.0))
+    coarse = grid_like(image, (2.0, 2.0, 5.0))
+    assert tuple(coarse.GetLargestPossibleRegion().GetSize()) == (7, 6, 2)
+    np.testing.assert_allclose(np.array(coarse.GetDirection()).reshape(3, 3), direction)
+    # The outer corner of voxel 0 is the same physical point in both grids.
+    corner = lambda im: np.array(im.GetOrigin()) - direction @ (np.array(im.GetSpacing()) / 2)  # noqa: E731
+    np.testing.assert_allclose(corner(coarse), corner(image), atol=1e-9)

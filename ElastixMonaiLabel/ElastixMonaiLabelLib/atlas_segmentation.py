@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
+from .geometry import grid_like
 from .images import image_from_array
 from .labels import SYNTHSEG_STRUCTURES, freesurfer_to_values
 from .multimodal import pick_channel
@@ -67,16 +68,7 @@ def _at_least(image: Any, spacing_mm: float) -> Any:
         return image
     from .resolution import smooth_to_match
 
-    target = np.maximum(spacing, spacing_mm)
-    size = np.array(image.GetLargestPossibleRegion().GetSize())
-    grid = itk.Image[itk.F, 3].New()
-    grid.SetRegions([int(n) for n in np.ceil(size * spacing / target)])
-    grid.SetSpacing(target.tolist())
-    direction = np.array(image.GetDirection()).reshape(3, 3)
-    corner = np.array(image.GetOrigin()) - direction @ (spacing / 2)
-    grid.SetOrigin((corner + direction @ (target / 2)).tolist())
-    grid.SetDirection(image.GetDirection())
-    grid.Allocate()
+    grid = grid_like(image, np.maximum(spacing, spacing_mm))
     return itk.resample_image_filter(smooth_to_match(image, grid), use_reference_image=True, reference_image=grid)
 
 

@@ -69,6 +69,31 @@ def image_from_slicer(array: np.ndarray, ijk_to_ras: np.ndarray) -> Any:
     return image
 
 
+def grid_like(like: Any, spacing, extent_mm=None) -> Any:
+    """An empty float ITK image with ``like``'s direction and physical corner, at ``spacing``.
+
+    It covers ``extent_mm`` (default: ``like``'s own extent); the corner of the first voxel
+    stays where ``like``'s is, so the two images cover the same box.
+    """
+    import math
+
+    import itk
+
+    spacing = np.array([float(s) for s in spacing])
+    own_spacing = np.array(like.GetSpacing())
+    if extent_mm is None:
+        extent_mm = own_spacing * np.array(like.GetLargestPossibleRegion().GetSize())
+    image = itk.Image[itk.F, 3].New()
+    image.SetRegions([max(2, int(math.ceil(e / s - 1e-6))) for e, s in zip(extent_mm, spacing)])
+    direction = np.array(like.GetDirection()).reshape(3, 3)
+    corner = np.array(like.GetOrigin()) - direction @ (own_spacing / 2)
+    image.SetOrigin((corner + direction @ (spacing / 2)).tolist())
+    image.SetSpacing(spacing.tolist())
+    image.SetDirection(like.GetDirection())
+    image.Allocate()
+    return image
+
+
 def lps_to_ras_transform(matrix_lps: np.ndarray) -> np.ndarray:
     """A 4x4 transform acting on LPS points, rewritten to act on RAS points."""
     return LPS_TO_RAS @ np.asarray(matrix_lps, dtype=float) @ RAS_TO_LPS

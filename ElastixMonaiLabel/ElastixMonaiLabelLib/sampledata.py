@@ -21,7 +21,7 @@ import numpy as np
 
 from .elastix_transforms import itk_affine, write_linear_transform
 from .files import ensure_output_dir, write_text
-from .geometry import apply_matrix, image_ijk_to_lps
+from .geometry import apply_matrix, grid_like, image_ijk_to_lps
 from .images import image_from_array, write_volume
 from .labels import brain_mask_from_freesurfer
 from .resources import resource_path
@@ -155,24 +155,6 @@ class SubjectSpec:
     lesions: int = 4
 
 
-def _grid_image(like: Any, spacing: tuple[float, float, float], extent_mm: np.ndarray) -> Any:
-    """An empty ITK image with ``like``'s direction and corner, covering ``extent_mm`` at ``spacing``."""
-    import itk
-
-    spacing = tuple(float(s) for s in spacing)
-    size = [max(2, int(math.ceil(e / s))) for e, s in zip(extent_mm, spacing)]
-    image = itk.Image[itk.F, 3].New()
-    image.SetRegions(size)
-    image.SetDirection(like.GetDirection())
-    direction = np.array(like.GetDirection()).reshape(3, 3)
-    # Keep the physical corner of the first voxel where the source's corner is.
-    corner = np.array(like.GetOrigin()) - direction @ (np.array(like.GetSpacing()) / 2)
-    image.SetOrigin((corner + direction @ (np.array(spacing) / 2)).tolist())
-    image.SetSpacing(spacing)
-    image.Allocate()
-    return image
-
-
 def _slice_axis(image: Any) -> int:
     """Index axis closest to superior-inferior (where thick slices stack)."""
     direction = np.array(image.GetDirection()).reshape(3, 3)
@@ -200,7 +182,7 @@ def generate_subject(spec: SubjectSpec, out_dir: str | Path) -> dict[str, Any]:
     # volume, and keeps 2-3 mm test subjects fast.
     synth_spacing = max(1.0, spec.spacing_mm / 2)
     extent = np.array(source.GetSpacing()) * np.array(source.GetLargestPossibleRegion().GetSize())
-    anatomy_grid = _grid_image(source, (synth_spacing,) * 3, extent)
+    anatomy_grid = grid_like(source, (synth_spacing,) * 3, extent)
     labels_fine = itk.resample_image_filter(
         source, use_reference_image=True, reference_image=anatomy_grid,
         interpolator=itk.NearestNeighborInterpolateImageFunction[type(source), itk.D].New(),
@@ -214,7 +196,7 @@ def generate_subject(spec: SubjectSpec, out_dir: str | Path) -> dict[str, Any]:
     means = _class_means(rng)
     lesion_mask = _lesions(labels, rng, spec.lesions) if spec.lesions else None
 
-    reference_grid = _grid_image(source, (spec.spacing_mm,) * 3, extent)
+    reference_grid = grid_like(source, (spec.spacing_mm,) * 3, extent)
     middle = (np.array(reference_grid.GetLargestPossibleRegion().GetSize(), dtype=float) - 1) / 2
     center = apply_matrix(image_ijk_to_lps(reference_grid), middle[None])[0]
     anatomy_spacing = np.full(3, synth_spacing)
@@ -242,7 +224,7 @@ def generate_subject(spec: SubjectSpec, out_dir: str | Path) -> dict[str, Any]:
         else:
             rotation, translation = random_rigid(rng, spec.max_rotation_deg, spec.max_translation_mm)
             matrix = rigid_matrix(rotation, translation, center)
-            grid = _grid_image(source, tuple(spacing), extent)
+            grid = grid_like(source, tuple(spacing), extent)
         # The scanner sees the head moved: its voxel at point y shows the anatomy at
         # T^-1(y), T = reference -> modality. Move first, then blur with the slice
         # profile along the scanner's own axes, then sample its grid.
