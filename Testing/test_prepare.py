@@ -122,3 +122,12 @@ def test_prepare_can_label_cases_by_atlas_registration(brats_folder, tmp_path):
     label = itk.array_from_image(itk.imread(str(out / "labels" / "original" / "BraTS2021_00002.nii.gz")))
     assert label.max() == 32 and label.shape == itk.array_from_image(itk.imread(str(source / "BraTS2021_00002" / "BraTS2021_00002_t1.nii.gz"))).shape
     assert not (out / "labels" / "final").exists()
+
+
+def test_prepare_on_a_local_dask_cluster(brats_folder, tmp_path):
+    summary = prepare_dataset(brats_folder, tmp_path / "store", layout="brats2021", channels=["t1", "t2"],
+                              scheduler="local", workers=2)
+    assert summary["done"] == ["BraTS2021_00001", "BraTS2021_00002", "BraTS2021_00003"]
+    assert "BraTS2021_00004_t2.nii.gz" in summary["failed"]["BraTS2021_00004"]  # errors come back whole
+    with pytest.raises(InputError, match="cannot reach the Dask scheduler"):
+        prepare_dataset(brats_folder, tmp_path / "other", layout="brats2021", scheduler="tcp://127.0.0.1:9")

@@ -149,6 +149,9 @@ def _add_prepare(commands: argparse._SubParsersAction) -> None:
                         "(e.g. '*_synthseg.nii.gz'), stored as the 'final' label")
     parser.add_argument("--atlases", type=int, default=3, help="atlases for --labels registration (default 3)")
     parser.add_argument("--workers", type=int, default=1, help="cases prepared in parallel (default 1)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS|local",
+                        help="run the cases on a Dask cluster (scheduler address, e.g. tcp://10.0.0.5:8786, or 'local' for "
+                        "a local cluster of --workers processes); its workers must see SRC and --out at the same paths")
     parser.add_argument("--preset", default=None, help="registration preset (default brain-rigid)")
     parser.add_argument("--engine", choices=("itk", "executable"), default="itk", help="elastix engine (default itk)")
     parser.set_defaults(run=_run_prepare)
@@ -163,7 +166,8 @@ def _run_prepare(args: argparse.Namespace, cancel: CancelToken) -> int:
             args.source, args.out, layout=args.layout, reference=args.reference,
             channels=args.channels.split(",") if args.channels else None,
             label_pattern=None if args.labels in ("none", "registration") else args.labels,
-            atlas_labels=args.atlases if args.labels == "registration" else 0, workers=args.workers, preset=args.preset,
+            atlas_labels=args.atlases if args.labels == "registration" else 0, workers=args.workers,
+            scheduler=args.scheduler, preset=args.preset,
             engine=args.engine, progress=lambda done, total, name: update(done / total, f"{done}/{total} {name}"),
         )
     finally:

@@ -205,6 +205,7 @@ def prepare_dataset(
     label_pattern: str | None = None,
     atlas_labels: int = 0,
     workers: int = 1,
+    scheduler: str | None = None,
     preset: str | None = None,
     engine: str = "itk",
     progress: Callable[[int, int, str], None] | None = None,
@@ -212,7 +213,10 @@ def prepare_dataset(
     """Prepare every case of ``source`` into the datastore ``out``; return (and write) the summary.
 
     ``label_pattern`` imports label files; ``atlas_labels`` > 0 instead labels each case by
-    registration of that many atlases (stored under the ``original`` tag).
+    registration of that many atlases (stored under the ``original`` tag). ``workers`` > 1
+    prepares cases in parallel processes; ``scheduler`` (a Dask scheduler address, or
+    "local" for a local Dask cluster of ``workers`` processes) spreads them over a Dask
+    cluster whose workers see ``source`` and ``out`` at the same paths.
     """
     out = ensure_output_dir(out)
     wanted = [canonical_channel(c) for c in (channels or DEFAULT_CHANNELS.get(layout, ()))]
@@ -250,7 +254,10 @@ def prepare_dataset(
         if progress:
             progress(finished, len(cases), case_id)
 
-    if workers <= 1:
+    if scheduler:
+        for case_id, outcome in _run_on_dask(jobs, scheduler, workers):
+            record(case_id, outcome)
+    elif workers <= 1:
         for job in jobs:
             try:
                 record(job[0].case_id, _prepare_case_job(job))
@@ -268,3 +275,25 @@ def prepare_dataset(
     summary["done"].sort()
     write_text(out / "prepare_summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _run_on_dask(jobs: list[tuple], scheduler: str, workers: int):
+    """Yield (case id, record or exception) as a Dask cluster finishes the jobs."""
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed as dask_completed
+    except ImportError as error:
+        raise InputError("scheduler", "Dask is not installed: pip install 'dask[distributed]'") from error
+    cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True) if scheduler == "local" else None
+    try:
+        with Client(cluster if cluster is not None else scheduler, timeout="10s") as client:
+            futures = {client.submit(_prepare_case_job, job, pure=False): job[0].case_id for job in jobs}
+            for future in dask_completed(futures):
+                try:
+                    yield futures[future], future.result()
+                except Exception as error:
+                    yield futures[future], error
+    except OSError as error:
+        raise InputError("scheduler", f"cannot reach the Dask scheduler at {scheduler} ({error})") from error
+    finally:
+        if cluster is not None:
+            cluster.close()
