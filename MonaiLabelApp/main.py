@@ -27,6 +27,7 @@ from ElastixMonaiLabelLib.errors import InputError  # noqa: E402
 from ElastixMonaiLabelLib.labels import SYNTHSEG_STRUCTURES  # noqa: E402
 
 from lib.atlas_infer import AtlasRegistrationSegmentation  # noqa: E402
+from lib.segmentation import MultimodalSegmentation, MultimodalSegmentationTrainer  # noqa: E402
 from lib.strategies import First  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,10 @@ class ElastixMonaiLabelApp(MONAILabelApp):
         self.atlas_spacing = float(conf.get("atlas_spacing", "2"))
         self.atlas_preset = conf.get("atlas_preset", "atlas-deformable")
         self.cache_dir = Path(conf.get("cache", str(Path(app_dir) / "cache")))
+        # The trainable model: its channels (the datastore's, see prepare --channels) and where it lives.
+        self.segmentation_channels = conf.get("segmentation_channels", "t1,t2,flair").split(",")
+        self.model_dir = Path(conf.get("model_dir", str(Path(studies) / ".models")))
+        self.max_epochs = int(conf.get("max_epochs", "50"))
         super().__init__(
             app_dir=app_dir,
             studies=studies,
@@ -49,11 +54,24 @@ class ElastixMonaiLabelApp(MONAILabelApp):
             labels={s.name: s.value for s in SYNTHSEG_STRUCTURES},
         )
 
+    @property
+    def segmentation_model_path(self) -> Path:
+        return self.model_dir / "segmentation" / "model.pt"
+
     def init_infers(self):
         return {
             "atlas_registration": AtlasRegistrationSegmentation(
                 atlases_dir=self.cache_dir / "atlases", count=self.atlas_count, spacing_mm=self.atlas_spacing,
                 preset=self.atlas_preset,
+            ),
+            "segmentation": MultimodalSegmentation(self.segmentation_model_path, self.segmentation_channels),
+        }
+
+    def init_trainers(self):
+        return {
+            "segmentation": MultimodalSegmentationTrainer(
+                self.model_dir / "segmentation" / "train", self.segmentation_channels,
+                publish_path=self.segmentation_model_path, max_epochs=self.max_epochs,
             )
         }
 

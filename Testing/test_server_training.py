@@ -1,0 +1,65 @@
+"""The trainable ``segmentation`` model through the real server: refuse, train, publish, infer.
+
+Tiny on purpose (3 cases at 3 mm, 2 epochs): this checks the machinery, not the accuracy.
+"""
+
+import shutil
+import time
+
+import nibabel
+import numpy as np
+import pytest
+
+from ElastixMonaiLabelLib.client import ServerError
+from ElastixMonaiLabelLib.datasets import prepare_dataset
+from ElastixMonaiLabelLib.server_process import LocalServer
+
+
+@pytest.fixture(scope="module")
+def server(make_subject, tmp_path_factory):
+    source = tmp_path_factory.mktemp("labelled")
+    for index, seed in enumerate((40, 41, 42)):
+        subject = make_subject(seed=seed, spacing_mm=3.0)
+        case = source / f"case-{index}"
+        case.mkdir()
+        for modality in ("t1", "t2", "flair"):
+            shutil.copy(subject.path(modality), case / f"case-{index}_{modality}.nii.gz")
+        shutil.copy(subject.labels, case / f"case-{index}_synthseg.nii.gz")  # FreeSurfer ids, as SynthSeg writes
+    studies = tmp_path_factory.mktemp("datastore")
+    assert prepare_dataset(source, studies, label_pattern="*_synthseg.nii.gz")["done"] == ["case-0", "case-1", "case-2"]
+    local = LocalServer(studies, conf={"atlases": "1", "atlas_spacing": "3", "cache": str(tmp_path_factory.mktemp("cache"))})
+    client = local.start()
+    yield client, studies
+    local.stop()
+
+
+def test_untrained_model_is_listed_and_refuses_with_advice(server, tmp_path):
+    client, _ = server
+    model = client.info()["models"]["segmentation"]
+    assert model["trained"] is False and model["channels"] == {"all_of": ["t1", "t2", "flair"]}
+    with pytest.raises(ServerError, match="has not been trained yet") as error:
+        client.infer("segmentation", "case-0", tmp_path / "x.nii.gz")
+    assert error.value.status == 409
+
+
+def test_train_publishes_a_model_that_inference_then_uses(server, tmp_path):
+    client, studies = server
+    client.train_start("segmentation", {"max_epochs": 2})
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        status = client.train_status()
+        if status.get("status") not in ("SUBMITTED", "QUEUED", "RUNNING"):
+            break
+        time.sleep(2)
+    assert status["status"] == "DONE", status
+    info = client.info()
+    stats = info["train_stats"]["segmentation"]
+    assert stats["total_epochs"] == 2 and "val_mean_dice" in stats["eval"]["metrics"]
+    assert info["models"]["segmentation"]["trained"] is True
+
+    result = client.infer("segmentation", "case-1", tmp_path / "label.nii.gz")
+    label, case = nibabel.load(str(result.label_path)), nibabel.load(str(studies / "case-1.nii.gz"))
+    assert label.shape == case.shape[:3]
+    np.testing.assert_allclose(label.affine, case.affine, atol=1e-4)
+    assert np.asarray(label.dataobj).max() <= 32
+    assert result.params["model"] == "segmentation" and len(result.params["label_table"]) == 32
