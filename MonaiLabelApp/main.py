@@ -44,6 +44,7 @@ class ElastixMonaiLabelApp(MONAILabelApp):
         self.segmentation_channels = conf.get("segmentation_channels", "t1,t2,flair").split(",")
         self.model_dir = Path(conf.get("model_dir", str(Path(studies) / ".models")))
         self.max_epochs = int(conf.get("max_epochs", "50"))
+        self.train_on_registration_labels = conf.get("train_on_registration_labels", "false").lower() == "true"
         super().__init__(
             app_dir=app_dir,
             studies=studies,
@@ -72,6 +73,7 @@ class ElastixMonaiLabelApp(MONAILabelApp):
             "segmentation": MultimodalSegmentationTrainer(
                 self.model_dir / "segmentation" / "train", self.segmentation_channels,
                 publish_path=self.segmentation_model_path, max_epochs=self.max_epochs,
+                use_registration_labels=self.train_on_registration_labels,
             )
         }
 
@@ -90,3 +92,14 @@ class ElastixMonaiLabelApp(MONAILabelApp):
             return super().infer(request, datastore)
         except InputError as error:
             raise HTTPException(status_code=422, detail=str(error)) from error
+
+    def train(self, request):
+        # Runs in MONAI Label's training subprocess: a refusal shows in GET /train/ (status and details).
+        trainer = self._trainers.get(request.get("model"))
+        if trainer is None:
+            raise HTTPException(status_code=404, detail=f"unknown trainer {request.get('model')!r}; available: {', '.join(self._trainers)}")
+        labelled = len(trainer.training_datalist(self.datastore()))
+        if labelled < 2:
+            raise HTTPException(status_code=409, detail=f"training needs at least 2 labelled images (one to validate on); "
+                                                        f"the datastore has {labelled}: save final labels first")
+        return super().train(request)

@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import textwrap
+import time
 
 import itk
 import nibabel
@@ -64,6 +65,19 @@ def test_info_lists_model_channels_labels_and_strategies(server):
     assert model["labels"]["Left-Hippocampus"] == 14
     assert {"random", "first"} <= set(info["strategies"])
     assert info["labels"]["Left-Cerebral-White-Matter"] == 1 and len(info["labels"]) == 32
+
+
+def test_training_without_labels_says_why_it_cannot_run(server):
+    _, client, _ = server
+    client.train_start("segmentation", {"max_epochs": 1})
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        status = client.train_status()
+        if status.get("status") not in ("SUBMITTED", "QUEUED", "RUNNING"):
+            break
+        time.sleep(1)
+    assert status["status"] == "ERROR", status
+    assert "training needs at least 2 labelled images" in json.dumps(status["details"])
 
 
 def test_infer_returns_named_labels_on_the_reference_grid(server, subject, tmp_path):

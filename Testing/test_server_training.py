@@ -63,3 +63,36 @@ def test_train_publishes_a_model_that_inference_then_uses(server, tmp_path):
     np.testing.assert_allclose(label.affine, case.affine, atol=1e-4)
     assert np.asarray(label.dataobj).max() <= 32
     assert result.params["model"] == "segmentation" and len(result.params["label_table"]) == 32
+
+
+def test_registration_labels_join_training_only_when_configured(server, tmp_path):
+    """A real LocalDatastore with one final and one atlas-made ("original") label, in the server's environment."""
+    import subprocess
+    import textwrap
+
+    from ElastixMonaiLabelLib.server_process import DEFAULT_APP, DEFAULT_PYTHON
+
+    _, studies = server
+    store = tmp_path / "store"
+    store.mkdir()
+    for case in ("case-0", "case-1"):
+        shutil.copy(studies / f"{case}.nii.gz", store / f"{case}.nii.gz")
+    (store / "labels" / "final").mkdir(parents=True)
+    (store / "labels" / "original").mkdir(parents=True)
+    shutil.copy(studies / "labels" / "final" / "case-0.nii.gz", store / "labels" / "final" / "case-0.nii.gz")
+    shutil.copy(studies / "labels" / "final" / "case-1.nii.gz", store / "labels" / "original" / "case-1.nii.gz")
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(DEFAULT_APP)!r})
+        from pathlib import Path
+        from monailabel.datastore.local import LocalDatastore
+        from lib.segmentation import MultimodalSegmentationTrainer
+        store = LocalDatastore({str(store)!r}, extensions=["*.nii.gz"], auto_reload=False)
+        for flag in (False, True):
+            trainer = MultimodalSegmentationTrainer(Path({str(tmp_path)!r}), ["t1", "t2", "flair"], Path({str(tmp_path / 'm.pt')!r}),
+                                                    use_registration_labels=flag)
+            print(flag, sorted(Path(d["label"]).parent.name for d in trainer.training_datalist(store)))
+    """)
+    completed = subprocess.run([str(DEFAULT_PYTHON), "-c", script], capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.splitlines()[-2:] == ["False ['final']", "True ['final', 'original']"]

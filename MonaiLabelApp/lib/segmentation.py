@@ -180,8 +180,12 @@ class MultimodalSegmentation(BasicInferTask):
 class MultimodalSegmentationTrainer(BasicTrainTask):
     """Trains the SegResNet from the datastore's final labels (values 1..32)."""
 
-    def __init__(self, model_dir: Path, channels: Sequence[str], publish_path: Path, max_epochs: int = 50) -> None:
+    def __init__(
+        self, model_dir: Path, channels: Sequence[str], publish_path: Path, max_epochs: int = 50,
+        use_registration_labels: bool = False,
+    ) -> None:
         self.channels = [canonical_channel(c) for c in channels]
+        self.use_registration_labels = use_registration_labels
         super().__init__(
             str(model_dir), description="Train the multimodal SegResNet from final labels",
             config={"max_epochs": max_epochs, "val_split": 0.5, "tracking": "None", "dataset": "Dataset",
@@ -189,6 +193,20 @@ class MultimodalSegmentationTrainer(BasicTrainTask):
             amp=False, publish_path=str(publish_path), load_path=str(publish_path), labels={s.name: s.value for s in SYNTHSEG_STRUCTURES},
             disable_meta_tracking=False, tracking=None,
         )
+
+    def training_datalist(self, datastore) -> list[dict]:
+        """Final labels first; then, if configured, labels the atlas model wrote (tag "original")."""
+        datalist = datastore.datalist()
+        if self.use_registration_labels:
+            for image_id in datastore.list_images():
+                tags = datastore.get_labels_by_image_id(image_id)
+                if "final" not in tags and "original" in tags:
+                    datalist.append({"image": datastore.get_image_uri(image_id),
+                                     "label": datastore.get_label_uri(tags["original"], "original")})
+        return datalist
+
+    def pre_process(self, request, datastore):
+        return self.training_datalist(datastore)
 
     def network(self, context: Context):
         return network(len(self.channels))
