@@ -65,6 +65,23 @@ def test_train_publishes_a_model_that_inference_then_uses(server, tmp_path):
     assert result.params["model"] == "segmentation" and len(result.params["label_table"]) == 32
 
 
+def test_upload_then_a_case_without_the_model_channels_is_refused(server, make_subject, tmp_path):
+    from ElastixMonaiLabelLib.images import read_volume
+    from ElastixMonaiLabelLib.multimodal import write_case
+
+    client, studies = server
+    single = write_case({"t1": read_volume(make_subject(seed=40, spacing_mm=3.0).path("t1"))}, tmp_path / "t1-only.nii.gz")
+    assert client.upload_image(single, image_id="t1-only") == "t1-only"
+    assert "t1-only" in client.datastore()["objects"]
+    before = sorted(p.name for p in studies.iterdir())
+    with pytest.raises(ServerError, match="needs channels t1,t2,flair.*missing t2,flair") as error:
+        client.infer("segmentation", "t1-only", tmp_path / "x.nii.gz")
+    assert error.value.status == 422
+    assert sorted(p.name for p in studies.iterdir()) == before  # nothing written or lost
+    # The atlas model takes the same one-channel case.
+    assert client.infer("atlas_registration", "t1-only", tmp_path / "atlas.nii.gz").label_path.exists()
+
+
 def test_registration_labels_join_training_only_when_configured(server, tmp_path):
     """A real LocalDatastore with one final and one atlas-made ("original") label, in the server's environment."""
     import subprocess
