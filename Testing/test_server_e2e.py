@@ -8,7 +8,6 @@ import json
 import shutil
 import subprocess
 import textwrap
-import time
 
 import itk
 import nibabel
@@ -70,12 +69,7 @@ def test_info_lists_model_channels_labels_and_strategies(server):
 def test_training_without_labels_says_why_it_cannot_run(server):
     _, client, _ = server
     client.train_start("segmentation", {"max_epochs": 1})
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        status = client.train_status()
-        if status.get("status") not in ("SUBMITTED", "QUEUED", "RUNNING"):
-            break
-        time.sleep(1)
+    status = client.wait_for_training(timeout=120, poll=1)
     assert status["status"] == "ERROR", status
     assert "training needs at least 2 labelled images" in json.dumps(status["details"])
 

@@ -4,7 +4,6 @@ Tiny on purpose (3 cases at 3 mm, 2 epochs): this checks the machinery, not the 
 """
 
 import shutil
-import time
 
 import nibabel
 import numpy as np
@@ -45,12 +44,7 @@ def test_untrained_model_is_listed_and_refuses_with_advice(server, tmp_path):
 def test_train_publishes_a_model_that_inference_then_uses(server, tmp_path):
     client, studies = server
     client.train_start("segmentation", {"max_epochs": 2})
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        status = client.train_status()
-        if status.get("status") not in ("SUBMITTED", "QUEUED", "RUNNING"):
-            break
-        time.sleep(2)
+    status = client.wait_for_training(timeout=300)
     assert status["status"] == "DONE", status
     info = client.info()
     stats = info["train_stats"]["segmentation"]

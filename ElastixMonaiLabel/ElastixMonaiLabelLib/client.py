@@ -190,6 +190,19 @@ class MonaiLabelClient:
     def train_status(self, check_if_running: bool = False) -> Any:
         return self._json("GET", "/train/", query={"check_if_running": str(check_if_running).lower()})
 
+    def wait_for_training(self, timeout: float = 3600.0, poll: float = 2.0) -> dict[str, Any]:
+        """Block until the training task is no longer queued or running; return its last status."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.train_status()
+            if not isinstance(status, dict) or status.get("status") not in ("SUBMITTED", "QUEUED", "RUNNING"):
+                return status
+            if time.monotonic() > deadline:
+                raise ServerError(f"training still {status.get('status', 'running').lower()} after {timeout:g} s")
+            time.sleep(poll)
+
     def next_sample(self, strategy: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """POST /activelearning/{strategy}: the image the strategy picks next."""
         return self._json("POST", f"/activelearning/{urllib.parse.quote(strategy)}", body=json.dumps(params or {}).encode(),
