@@ -39,6 +39,7 @@ FUSION_TOLERANCE = 0.05
 @dataclass(frozen=True)
 class Atlas:
     folder: Path
+    spacing_mm: float
 
     def image_path(self, contrast: str) -> Path:
         return self.folder / f"{contrast}.nii.gz"
@@ -62,7 +63,7 @@ def build_atlases(folder: str | Path, count: int = 3, spacing_mm: float = 2.0, f
             spec = SubjectSpec(seed=1000 + index, spacing_mm=spacing_mm, label_map=str(maps[index]),
                                max_rotation_deg=0.0, max_translation_mm=0.0, lesions=0)
             generate_subject(spec, target)
-        atlases.append(Atlas(target))
+        atlases.append(Atlas(target, spacing_mm))
     return atlases
 
 
@@ -98,8 +99,7 @@ def segment_with_atlases(
     target = itk.array_from_image(fixed)
     # Register at the atlases' resolution (a finer case adds time, not accuracy, to an
     # atlas match); labels are then warped onto the case's own grid.
-    atlas_spacing = float(min(itk.imread(str(atlases[0].labels_path)).GetSpacing())) if atlases else 0.0
-    fixed_for_registration = _at_least(fixed, atlas_spacing)
+    fixed_for_registration = _at_least(fixed, min((a.spacing_mm for a in atlases), default=0.0))
     head = target > np.percentile(target, 60)
     normalised_target = _normalise(target, head)
     sigma_voxels = FUSION_SIGMA_MM / np.array(fixed.GetSpacing())[::-1]

@@ -83,7 +83,7 @@ def run_demo(
     picture = overlay_figure(reference, rows, out / "overlay.png", title="T1 (green) vs modality (magenta): before | after")
     summary["overlay"] = str(picture)
     if segment:
-        summary["segmentation"] = _segment_through_server(out, subject_dir, written, atlases, steps)
+        summary["segmentation"] = _segment_through_server(out, subject_dir, reference, written, atlases, steps)
     write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     print(f"\nDone. Outputs in {out.resolve()}:")
     print(f"  {picture.resolve()}  (before/after overlays)")
@@ -95,7 +95,9 @@ def run_demo(
     return summary
 
 
-def _segment_through_server(out: Path, subject_dir: Path, written: list[dict[str, Path]], atlases: int, steps: int) -> dict[str, Any]:
+def _segment_through_server(
+    out: Path, subject_dir: Path, reference: Any, written: list[dict[str, Path]], atlases: int, steps: int
+) -> dict[str, Any]:
     """Steps 4-5: the co-registered stack -> local MONAI Label server -> label map and picture."""
     import itk
 
@@ -106,7 +108,7 @@ def _segment_through_server(out: Path, subject_dir: Path, written: list[dict[str
     from .server_process import LocalServer
 
     datastore = out / "datastore"
-    channels = {"t1": read_volume(subject_dir / "t1.nii.gz")}
+    channels = {"t1": reference}
     for modality, paths in zip(("t2", "flair"), written):
         channels[modality] = read_volume(paths["volume"])
     write_case(channels, ensure_output_dir(datastore) / "demo-case.nii.gz")

@@ -7,6 +7,7 @@ conversion, resampling, reports) is shared and engine-independent.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -142,8 +143,7 @@ class ElastixExecutableEngine:
         return candidate
 
     def version(self) -> str:
-        output = subprocess.run([self.elastix, "--version"], capture_output=True, text=True, check=False, env=self.env).stdout
-        return output.strip() or "elastix (unknown version)"
+        return _executable_version(self.elastix, tuple(sorted((self.env or {}).items())))
 
     def register(
         self,
@@ -190,6 +190,13 @@ class ElastixExecutableEngine:
         if code != 0 or not fields:
             raise RegistrationError(f"transformix exited with code {code}:\n{_log_tail(out / 'transformix.log')}")
         return itk.imread(str(fields[0]))
+
+
+@functools.lru_cache(maxsize=8)
+def _executable_version(elastix: str, env: tuple[tuple[str, str], ...]) -> str:
+    # Asked once per executable, not once per registration.
+    output = subprocess.run([elastix, "--version"], capture_output=True, text=True, check=False, env=dict(env) or None).stdout
+    return output.strip() or "elastix (unknown version)"
 
 
 def make_engine(name: str, **options: Any) -> ItkElastixEngine | ElastixExecutableEngine:

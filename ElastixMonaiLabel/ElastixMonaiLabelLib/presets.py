@@ -33,10 +33,14 @@ class Preset:
     @property
     def is_linear(self) -> bool:
         """True when every stage is rigid/similarity/affine (the result is one matrix)."""
-        return all(m.get("Transform", ("",))[0] in LINEAR_TRANSFORMS for m in self.parameter_maps())
+        return stages_are_linear(self.parameter_maps())
 
 
 LINEAR_TRANSFORMS = {"TranslationTransform", "EulerTransform", "SimilarityTransform", "AffineTransform"}
+
+
+def stages_are_linear(stages: list[ParameterMap]) -> bool:
+    return all(stage.get("Transform", ("",))[0] in LINEAR_TRANSFORMS for stage in stages)
 
 
 def presets_dir() -> Path:

@@ -35,7 +35,7 @@ from .errors import InputError
 from .files import ensure_output_dir, write_text
 from .images import read_mask, read_volume, write_volume
 from .parameter_files import ParameterMap
-from .presets import Preset, default_preset, get_preset
+from .presets import Preset, default_preset, get_preset, stages_are_linear
 from .resolution import is_coarser, match_resolution
 from .process import CancelToken
 from .similarity import normalized_mutual_information
@@ -221,7 +221,7 @@ def register_modality(
         # interpolated, so there is no slice-interpolation bias; inverting is exact
         # for linear maps. (A mask would become a moving mask, which elastix uses to
         # reject samples, not to select them: then the roles stay.)
-        swap = preset.is_linear and is_coarser(moving, reference) and reference_mask is None and moving_mask is None
+        swap = stages_are_linear(stages) and is_coarser(moving, reference) and reference_mask is None and moving_mask is None
         if swap:
             fixed_input, moving_input = moving_input, fixed_input
         masks = (moving_mask, reference_mask) if swap else (reference_mask, moving_mask)
