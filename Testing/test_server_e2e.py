@@ -19,7 +19,8 @@ from ElastixMonaiLabelLib.datasets import prepare_dataset
 from ElastixMonaiLabelLib.evaluation import dice_per_label
 from ElastixMonaiLabelLib.images import read_volume
 from ElastixMonaiLabelLib.labels import SYNTHSEG_STRUCTURES, freesurfer_to_values
-from ElastixMonaiLabelLib.multimodal import channel_names, read_case, write_case
+from ElastixMonaiLabelLib.multimodal import case_id, channel_names, read_case, write_case
+from ElastixMonaiLabelLib.segments import labelmap_from_masks, segments_from_params
 from ElastixMonaiLabelLib.server_process import DEFAULT_PYTHON, LocalServer, free_port
 
 
@@ -148,3 +149,31 @@ def test_upstream_monailabel_client_works_with_the_app(server, tmp_path):
     assert reply["models"] == ["atlas_registration", "segmentation"]
     assert reply["names"]["Brain-Stem"] == 13
     assert np.asarray(nibabel.load(str(tmp_path / "upstream.nii.gz")).dataobj).max() == 32
+
+
+def test_module_round_trip_without_slicer(server, subject, tmp_path):
+    """What the Slicer module does, minus the nodes: case file -> content id -> upload -> infer -> segments
+    (names, colours) -> edited masks -> label map with the table's values -> save -> download the case back."""
+    _, client, studies = server
+    channels = {m: read_volume(subject.path(m)) for m in ("t1",)}
+    case = write_case(channels, tmp_path / "case.nii.gz")
+    image_id = case_id("sub 20 T1", case)
+    assert image_id == case_id("sub 20 T1", case) and image_id.startswith("sub-20-T1-")
+    assert client.upload_image(case, image_id) == image_id
+    result = client.infer("atlas_registration", image_id, tmp_path / "label.nii.gz")
+    labels = np.asarray(nibabel.load(str(result.label_path)).dataobj)
+    specs = segments_from_params(result.params, np.unique(labels))
+    assert [s.value for s in specs] == list(range(1, 33))
+    assert next(s for s in specs if s.name == "Left-Putamen").color == pytest.approx((236 / 255, 13 / 255, 176 / 255))
+    # The user deletes the ventricles' segments and paints the rest as they were.
+    deleted = {s.value for s in specs if s.name.endswith(("Ventricle", "Lat-Vent"))}
+    masks = {s.name: labels == s.value for s in specs if s.value not in deleted}
+    edited = labelmap_from_masks(masks)
+    assert len(deleted) == 6 and not np.isin(edited, list(deleted)).any()
+    assert (edited[~np.isin(labels, list(deleted))] == labels[~np.isin(labels, list(deleted))]).all()
+    label_file = tmp_path / "edited.nii.gz"
+    nibabel.save(nibabel.Nifti1Image(edited, nibabel.load(str(case)).affine), str(label_file))
+    client.save_label(image_id, label_file, tag="final")
+    assert "final" in client.datastore()["objects"][image_id]["labels"]
+    downloaded = client.download_image(image_id, tmp_path / "downloaded.nii.gz")
+    assert downloaded.read_bytes() == case.read_bytes()

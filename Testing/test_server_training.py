@@ -9,7 +9,7 @@ import nibabel
 import numpy as np
 import pytest
 
-from ElastixMonaiLabelLib.client import ServerError
+from ElastixMonaiLabelLib.client import ServerError, training_progress
 from ElastixMonaiLabelLib.datasets import prepare_dataset
 from ElastixMonaiLabelLib.server_process import LocalServer
 
@@ -46,6 +46,9 @@ def test_train_publishes_a_model_that_inference_then_uses(server, tmp_path):
     client.train_start("segmentation", {"max_epochs": 2})
     status = client.wait_for_training(timeout=300)
     assert status["status"] == "DONE", status
+    assert training_progress(status) == (1.0, "training finished")
+    # The module reads progress from the log lines MONAI Label keeps: the real ones say 'Epoch: 2/2'.
+    assert training_progress({**status, "status": "RUNNING"}) == (1.0, "training: epoch 2 of 2"), status.get("details")
     info = client.info()
     stats = info["train_stats"]["segmentation"]
     assert stats["total_epochs"] == 2 and "val_mean_dice" in stats["eval"]["metrics"]

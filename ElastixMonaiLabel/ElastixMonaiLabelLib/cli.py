@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import CancelledError, ElastixMonaiLabelError
+from .jobs import format_event
 from .process import CancelToken
 
 
@@ -26,6 +27,32 @@ def _progress_bar(description: str):
         bar.refresh()
 
     return bar, update
+
+
+class _EventStream:
+    """Stands in for a progress bar under ``--events``: progress as JSON event lines (see jobs.py)."""
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+
+    def update(self, fraction: float, message: str = "") -> None:
+        print(format_event("progress", fraction=round(min(max(fraction, 0.0), 1.0), 4),
+                           message=message or self.description), flush=True)
+
+    @staticmethod
+    def write(line: str) -> None:
+        print(line, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(args: argparse.Namespace, description: str):
+    """(bar, update): a tqdm bar for people, JSON events for the Slicer module (``--events``)."""
+    if getattr(args, "events", False):
+        stream = _EventStream(description)
+        return stream, stream.update
+    return _progress_bar(description)
 
 
 def _add_sample_data(commands: argparse._SubParsersAction) -> None:
@@ -102,7 +129,7 @@ def _add_register(commands: argparse._SubParsersAction) -> None:
 def _run_register(args: argparse.Namespace, cancel: CancelToken) -> int:
     from .registration import register_files
 
-    bar, update = _progress_bar("registering")
+    bar, update = _progress(args, "registering")
     try:
         written = register_files(
             args.fixed, args.moving, args.out, preset=args.preset, engine=args.engine,
@@ -115,6 +142,9 @@ def _run_register(args: argparse.Namespace, cancel: CancelToken) -> int:
     status = 0
     for paths in written:
         report = json.loads(paths["report"].read_text())
+        if args.events:
+            print(format_event("result", modality=report["modality"], files={k: str(v) for k, v in paths.items()},
+                               report=report), flush=True)
         print(
             f"{report['modality']}: NMI {report['metric_before']:.3f} -> {report['metric_after']:.3f} "
             f"in {report['time_total_s']:.1f} s -> {paths['volume']}, {paths['transform']}"
@@ -160,7 +190,7 @@ def _add_prepare(commands: argparse._SubParsersAction) -> None:
 def _run_prepare(args: argparse.Namespace, cancel: CancelToken) -> int:
     from .datasets import prepare_dataset
 
-    bar, update = _progress_bar("preparing")
+    bar, update = _progress(args, "preparing")
     try:
         summary = prepare_dataset(
             args.source, args.out, layout=args.layout, reference=args.reference,
@@ -215,7 +245,7 @@ def _run_demo(args: argparse.Namespace, cancel: CancelToken) -> int:
     from .demo import run_demo
 
     run_demo(args.out, seed=args.seed, spacing_mm=args.spacing, segment=not args.no_segmentation, atlases=args.atlases,
-             cancel=cancel, progress_bar=_progress_bar)
+             cancel=cancel, progress_bar=lambda description: _progress(args, description))
     return 0
 
 
@@ -224,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="elastix-monailabel",
         description="Co-register multimodal brain MRI with elastix and prepare it for MONAI Label.",
     )
+    parser.add_argument("--events", action="store_true",
+                        help="report progress, results and errors as JSON lines prefixed '@elastix-monailabel ' "
+                        "instead of progress bars (for programs driving this one, e.g. the Slicer module)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_sample_data(commands)
     _add_register(commands)
@@ -250,6 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cancelled: {error}", file=sys.stderr)
         return 130
     except ElastixMonaiLabelError as error:
+        if args.events:
+            print(format_event("error", message=str(error)), flush=True)
         print(f"error: {error}", file=sys.stderr)
         return 2
     finally:

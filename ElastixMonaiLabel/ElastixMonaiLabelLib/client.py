@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import mimetypes
+import re
 import socket
 import urllib.error
 import urllib.parse
@@ -85,6 +86,37 @@ class InferResult:
     params: dict[str, Any]
 
 
+_EPOCH = re.compile(r"Epoch(?::\s*|\[)(\d+)(?:/(\d+))?")
+
+
+def training_progress(status: Any, max_epochs: int | None = None) -> tuple[float | None, str]:
+    """(fraction done or None, one line for people) from a GET /train/ answer.
+
+    MONAI Label puts the training log's last lines in ``details``; the last
+    'Epoch: E/N' (or ignite's 'Epoch[E]') there says how far it got.
+    """
+    if not isinstance(status, dict) or not status:
+        return None, "no training has run on this server"
+    state = str(status.get("status", "unknown")).upper()
+    epoch, total = None, max_epochs
+    for line in reversed([str(d) for d in status.get("details") or []]):
+        match = _EPOCH.search(line)
+        if match and epoch is None:
+            epoch = int(match.group(1))
+        if match and match.group(2):  # ignite's 'Epoch[E]' lines do not say the total
+            total = int(match.group(2))
+            break
+    if state == "DONE":
+        return 1.0, "training finished"
+    if state in ("SUBMITTED", "QUEUED"):
+        return 0.0, "training queued"
+    if state == "RUNNING":
+        if epoch is not None and total:
+            return min(epoch / total, 1.0), f"training: epoch {epoch} of {total}"
+        return None, "training started"
+    return None, f"training {state.lower()}" + (f" at epoch {epoch}" if epoch is not None else "")
+
+
 class MonaiLabelClient:
     """Talks to one MONAI Label server."""
 
@@ -148,6 +180,14 @@ class MonaiLabelClient:
         body, content_type = _encode_multipart({"params": json.dumps(params or {})}, {"file": Path(path)})
         reply = self._json("PUT", "/datastore/image", query={"image": image_id}, body=body, content_type=content_type)
         return reply["image"] if isinstance(reply, dict) and "image" in reply else image_id
+
+    def download_image(self, image_id: str, out_path: str | Path) -> Path:
+        """GET /datastore/image: the image file of a datastore entry, written atomically to ``out_path``."""
+        body, _ = self._request("GET", "/datastore/image", query={"image": image_id})
+        out_path = Path(out_path)
+        with atomic_path(out_path) as tmp:
+            tmp.write_bytes(body)
+        return out_path
 
     def infer(
         self, model: str, image_id: str, out_path: str | Path, params: dict[str, Any] | None = None,

@@ -25,7 +25,7 @@ _CHANNELS = re.compile(r"channels=([A-Za-z0-9_,.\-]+)")
 # Names modalities go by in file names and DICOM series descriptions -> canonical channel name.
 MODALITY_ALIASES = {
     "t1": ("t1", "t1w", "t1n", "mprage", "t1native"),
-    "t1ce": ("t1ce", "t1c", "t1gd", "t1post", "t1contrast"),
+    "t1ce": ("t1ce", "t1c", "t1gd", "t1post", "t1contrast", "t1postcontrast", "t1ce3d"),
     "t2": ("t2", "t2w", "t2tse"),
     "flair": ("flair", "t2f", "t2flair"),
 }
@@ -38,6 +38,53 @@ def canonical_channel(name: str) -> str:
         if key in aliases:
             return canonical
     return key or name.lower()
+
+
+def guess_modality(name: str) -> str | None:
+    """The modality a volume's name suggests, or None.
+
+    'BraTS2021_00000_t1ce' -> 't1ce', 'sub-01_acq-TSE_T2w' -> 't2', 'AX T2 FLAIR' -> 'flair',
+    'T1 post contrast' -> 't1ce', 't1_mprage_sag' -> 't1'. Two-word names ('T2 FLAIR', 'T1 post')
+    win over one word; later words win over earlier ones (BIDS puts the suffix last).
+    """
+    words = [w for w in re.split(r"[^a-z0-9]+", name.lower()) if w]
+    for size in (2, 1):
+        for start in range(len(words) - size, -1, -1):
+            key = "".join(words[start:start + size])
+            for canonical, aliases in MODALITY_ALIASES.items():
+                if key in aliases:
+                    return canonical
+    compact = "".join(words)
+    for canonical, marker in (("flair", "flair"), ("t1", "mprage")):
+        if marker in compact:
+            return canonical
+    return None
+
+
+def check_modality_names(names: Sequence[str]) -> list[str]:
+    """Canonical channel names for a case (reference first); InputError for empty, odd or repeated names."""
+    canonical = []
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", name or ""):
+            raise InputError("modalities", f"{name!r} is not a usable modality name (letters, digits, '_', '-', e.g. t1, flair)")
+        canonical.append(canonical_channel(name))
+    repeated = sorted({n for n in canonical if canonical.count(n) > 1})
+    if repeated:
+        raise InputError("modalities", f"each modality may appear once; repeated: {', '.join(repeated)}")
+    return canonical
+
+
+def case_id(name: str, path: str | Path) -> str:
+    """A datastore id for a case file: a readable name plus a digest of its content.
+
+    Sending the same images twice reuses one datastore entry; different images never
+    overwrite another case that happens to share the name.
+    """
+    import hashlib
+
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:10]
+    readable = re.sub(r"[^A-Za-z0-9_\-]+", "-", name).strip("-")[:40] or "case"
+    return f"{readable}-{digest}"
 
 
 def write_case(channels: Mapping[str, Any], path: str | Path) -> Path:
