@@ -29,6 +29,7 @@ from ElastixMonaiLabelLib.labels import SYNTHSEG_STRUCTURES  # noqa: E402
 from lib.atlas_infer import AtlasRegistrationSegmentation  # noqa: E402
 from lib.segmentation import MultimodalSegmentation, MultimodalSegmentationTrainer  # noqa: E402
 from lib.strategies import First  # noqa: E402
+from lib.synthseg_tasks import ContrastAgnosticSegmentation, SynthSegTrainer  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,9 @@ class ElastixMonaiLabelApp(MONAILabelApp):
         self.model_dir = Path(conf.get("model_dir", str(Path(studies) / ".models")))
         self.max_epochs = int(conf.get("max_epochs", "50"))
         self.train_on_registration_labels = conf.get("train_on_registration_labels", "false").lower() == "true"
+        # The contrast-agnostic model trained from label maps alone (SynthSeg-style); extra maps by glob.
+        self.synthseg_label_maps = conf.get("synthseg_label_maps")
+        self.synthseg_minutes = float(conf.get("synthseg_minutes", "30"))
         super().__init__(
             app_dir=app_dir,
             studies=studies,
@@ -59,6 +63,10 @@ class ElastixMonaiLabelApp(MONAILabelApp):
     def segmentation_model_path(self) -> Path:
         return self.model_dir / "segmentation" / "model.pt"
 
+    @property
+    def synthseg_model_path(self) -> Path:
+        return self.model_dir / "synthseg" / "model.pt"
+
     def init_infers(self):
         return {
             "atlas_registration": AtlasRegistrationSegmentation(
@@ -66,6 +74,7 @@ class ElastixMonaiLabelApp(MONAILabelApp):
                 preset=self.atlas_preset,
             ),
             "segmentation": MultimodalSegmentation(self.segmentation_model_path, self.segmentation_channels),
+            "synthseg": ContrastAgnosticSegmentation(self.synthseg_model_path),
         }
 
     def init_trainers(self):
@@ -74,7 +83,8 @@ class ElastixMonaiLabelApp(MONAILabelApp):
                 self.model_dir / "segmentation" / "train", self.segmentation_channels,
                 publish_path=self.segmentation_model_path, max_epochs=self.max_epochs,
                 use_registration_labels=self.train_on_registration_labels,
-            )
+            ),
+            "synthseg": SynthSegTrainer(self.synthseg_model_path, self.synthseg_label_maps, self.synthseg_minutes),
         }
 
     def init_strategies(self):
@@ -98,8 +108,8 @@ class ElastixMonaiLabelApp(MONAILabelApp):
         trainer = self._trainers.get(request.get("model"))
         if trainer is None:
             raise HTTPException(status_code=404, detail=f"unknown trainer {request.get('model')!r}; available: {', '.join(self._trainers)}")
-        labelled = len(trainer.training_datalist(self.datastore()))
-        if labelled < 2:
+        labelled = len(trainer.training_datalist(self.datastore())) if hasattr(trainer, "training_datalist") else None
+        if labelled is not None and labelled < 2:
             raise HTTPException(status_code=409, detail=f"training needs at least 2 labelled images (one to validate on); "
                                                         f"the datastore has {labelled}: save final labels first")
         return super().train(request)

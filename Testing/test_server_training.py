@@ -110,3 +110,22 @@ def test_registration_labels_join_training_only_when_configured(server, tmp_path
     completed = subprocess.run([str(DEFAULT_PYTHON), "-c", script], capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert completed.stdout.splitlines()[-2:] == ["False ['final']", "True ['final', 'original']"]
+
+
+def test_synthseg_trains_from_label_maps_alone_and_segments_any_contrast(server, tmp_path):
+    client, studies = server
+    assert client.info()["models"]["synthseg"]["trained"] is False
+    with pytest.raises(ServerError, match="synthseg model has not been trained") as error:
+        client.infer("synthseg", "case-0", tmp_path / "x.nii.gz")
+    assert error.value.status == 409
+    # No labelled image is needed: a few iterations on synthesised images, 3 mm.
+    client.train_start("synthseg", {"max_iterations": 3, "spacing_mm": 3})
+    status = client.wait_for_training(timeout=600)
+    assert status["status"] == "DONE", status
+    assert client.info()["models"]["synthseg"]["trained"] is True
+    for channel in ("t2", "flair"):
+        result = client.infer("synthseg", "case-2", tmp_path / f"{channel}.nii.gz", params={"channel": channel})
+        label, case = nibabel.load(str(result.label_path)), nibabel.load(str(studies / "case-2.nii.gz"))
+        assert label.shape == case.shape[:3] and result.params["channel"] == channel
+        np.testing.assert_allclose(label.affine, case.affine, atol=1e-4)
+        assert np.asarray(label.dataobj).max() <= 32

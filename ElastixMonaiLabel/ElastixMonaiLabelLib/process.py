@@ -95,22 +95,45 @@ class BackgroundProcess:
         return self._process.poll() is not None and not self._reader.is_alive() and self._lines.empty()
 
     def kill(self) -> None:
-        """Stop the process and every process it started."""
+        """Stop the process and every process it started, also those that started their own process group
+        (the elastix engine runs elastix in one, so that it can be stopped on its own)."""
         if self._process.poll() is not None:
             return
         if sys.platform == "win32":
             subprocess.run(["taskkill", "/F", "/T", "/PID", str(self._process.pid)], capture_output=True, check=False)
         else:
-            try:
-                os.killpg(self._process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            descendants = _descendants(self._process.pid)  # before the kill: orphans get re-parented
+            for group in {self._process.pid, *(group for _pid, group in descendants)}:
+                try:
+                    os.killpg(group, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
         self._process.wait()
 
     def wait(self) -> int:
         code = self._process.wait()
         self._reader.join()
         return code
+
+
+def _descendants(pid: int) -> list[tuple[int, int]]:
+    """(pid, process group) of every process below ``pid``, from ``ps`` (Linux and macOS)."""
+    try:
+        table = subprocess.run(["ps", "-A", "-o", "pid=,ppid=,pgid="], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return []
+    children: dict[int, list[tuple[int, int]]] = {}
+    for line in table.splitlines():
+        fields = line.split()
+        if len(fields) == 3 and all(f.isdigit() for f in fields):
+            child, parent, group = map(int, fields)
+            children.setdefault(parent, []).append((child, group))
+    found, stack = [], [pid]
+    while stack:
+        for child, group in children.get(stack.pop(), []):
+            found.append((child, group))
+            stack.append(child)
+    return found
 
 
 def run_process(
