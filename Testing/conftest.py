@@ -21,7 +21,7 @@ from ElastixMonaiLabelLib.sampledata import SubjectSpec, generate_subject  # noq
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 # Testing/torch needs torch + MONAI: scripts/test.sh runs it in the server's environment (.venv-server).
-if importlib.util.find_spec("torch") is None:
+if importlib.util.find_spec("torch") is None or importlib.util.find_spec("monai") is None:
     collect_ignore = ["torch"]
 
 
