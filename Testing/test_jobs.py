@@ -66,7 +66,6 @@ def _elastix_below(pid: int) -> list[int]:
     return [child for child, _group in _descendants(pid) if open(f"/proc/{child}/comm").read().strip() == "elastix"]
 
 
-@pytest.mark.skipif(shutil.which("elastix") is None, reason="needs Debian's elastix (scripts/ensure-elastix.sh)")
 def test_cancel_kills_the_job_and_its_elastix(make_subject, tmp_path):
     subject = make_subject(seed=4, spacing_mm=2.0)
     job = registration_job(sys.executable, subject.path("t1"), [subject.path("t2")], tmp_path / "out",
