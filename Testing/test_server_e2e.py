@@ -146,7 +146,7 @@ def test_upstream_monailabel_client_works_with_the_app(server, tmp_path):
     completed = subprocess.run([str(DEFAULT_PYTHON), "-c", script], capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr[-3000:]
     reply = json.loads(completed.stdout.strip().splitlines()[-1])
-    assert reply["models"] == ["atlas_registration", "segmentation"]
+    assert reply["models"] == ["atlas_registration", "segmentation", "synthseg"]
     assert reply["names"]["Brain-Stem"] == 13
     assert np.asarray(nibabel.load(str(tmp_path / "upstream.nii.gz")).dataobj).max() == 32
 
