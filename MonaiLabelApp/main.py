@@ -2,7 +2,7 @@
 
 Start it with (see the project README):
     python -m monailabel.main start_server --app MonaiLabelApp --studies DATASTORE \
-        --host 127.0.0.1 --port 8000 [--conf atlases 3] [--conf atlas_spacing 2] [--conf cache DIR]
+        --host 127.0.0.1 --port 8000 [--conf atlases 5] [--conf atlas_spacing 2] [--conf cache DIR]
 
 Cases are 4D channels-last NIfTI files whose channel names travel in the header
 (ElastixMonaiLabelLib.multimodal); a 3D volume is a one-channel case.
@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 class ElastixMonaiLabelApp(MONAILabelApp):
     def __init__(self, app_dir: str, studies: str, conf: dict[str, str]) -> None:
         # Attributes first: the base constructor builds the infer tasks at once.
-        self.atlas_count = int(conf.get("atlases", "3"))
+        self.atlas_count = int(conf.get("atlases", "5"))
         self.atlas_spacing = float(conf.get("atlas_spacing", "2"))
         self.atlas_preset = conf.get("atlas_preset", "atlas-deformable")
         self.cache_dir = Path(conf.get("cache", str(Path(app_dir) / "cache")))

@@ -131,3 +131,118 @@ def test_prepare_on_a_local_dask_cluster(brats_folder, tmp_path):
     assert "BraTS2021_00004_t2.nii.gz" in summary["failed"]["BraTS2021_00004"]  # errors come back whole
     with pytest.raises(InputError, match="cannot reach the Dask scheduler"):
         prepare_dataset(brats_folder, tmp_path / "other", layout="brats2021", scheduler="tcp://127.0.0.1:9")
+
+
+# SynthSeg cannot be installed here (its weights are not on PyPI: facts.md), so this program
+# speaks mri_synthseg's command line and writes what SynthSeg writes: a FreeSurfer-id label map
+# on its own 1 mm grid in another orientation, a volumes table and a QC table. The labels are
+# the subject's known ones, so the test checks everything the project does around SynthSeg:
+# finding it, its arguments, failures, resampling onto the case, id mapping, the CSVs kept.
+FAKE_MRI_SYNTHSEG = '''#!{python}
+import argparse, json, os, sys
+import itk, numpy as np
+parser = argparse.ArgumentParser()
+for option in ("--i", "--o", "--vol", "--qc", "--threads"):
+    parser.add_argument(option)
+for flag in ("--robust", "--cpu", "--parc"):
+    parser.add_argument(flag, action="store_true")
+args = parser.parse_args()
+with open(os.environ["FAKE_SYNTHSEG_LOG"], "a") as log:
+    log.write(json.dumps(sys.argv[1:]) + "\\n")
+truth = json.loads(os.environ["FAKE_SYNTHSEG_TRUTH"]).get(os.path.basename(args.i))
+if truth is None:
+    sys.exit("SynthSeg: cannot segment " + args.i)
+print("predicting 1/1", flush=True)
+labels = itk.imread(truth, itk.SS)
+size = np.array(labels.GetLargestPossibleRegion().GetSize())
+indices = np.array(np.meshgrid(*[[0, n - 1] for n in size])).reshape(3, -1).T
+corners = np.array(labels.GetOrigin()) + (indices * np.array(labels.GetSpacing())) @ np.array(labels.GetDirection()).T
+direction = np.array(labels.GetDirection()) @ np.array([[-1, 0, 0], [0, 0, 1], [0, -1, 0]])  # LIA-like
+local = corners @ direction
+grid = itk.Image[itk.SS, 3].New()
+grid.SetRegions([int(n) for n in np.ceil(local.max(0) - local.min(0)) + 1])
+grid.SetSpacing((1.0, 1.0, 1.0))
+grid.SetOrigin([float(v) for v in direction @ local.min(0)])
+grid.SetDirection(itk.matrix_from_array(direction))
+grid.Allocate()
+nearest = itk.NearestNeighborInterpolateImageFunction[type(labels), itk.D].New()
+itk.imwrite(itk.resample_image_filter(labels, use_reference_image=True, reference_image=grid, interpolator=nearest), args.o)
+ids = np.unique(itk.array_from_image(labels))[1:]
+with open(args.vol, "w") as table:
+    table.write("subject," + ",".join(str(i) for i in ids) + "\\n" + "case," + ",".join("1" for _ in ids) + "\\n")
+with open(args.qc, "w") as table:
+    table.write("subject,general white matter\\ncase,0.9\\n")
+'''
+
+
+def install_fake_synthseg(folder, monkeypatch, truth: dict):
+    import os
+    import sys
+
+    folder.mkdir()
+    program = folder / "mri_synthseg"
+    program.write_text(FAKE_MRI_SYNTHSEG.replace("{python}", sys.executable))
+    program.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SYNTHSEG_TRUTH", json.dumps({k: str(v) for k, v in truth.items()}))
+    monkeypatch.setenv("FAKE_SYNTHSEG_LOG", str(folder / "calls.jsonl"))
+    return folder / "calls.jsonl"
+
+
+def test_prepare_runs_synthseg_as_the_annotator(brats_folder, make_subject, tmp_path, monkeypatch):
+    from ElastixMonaiLabelLib.synthseg_tool import SynthSegCommand, find_synthseg
+
+    source = tmp_path / "src"
+    for case in ("BraTS2021_00001", "BraTS2021_00002"):
+        shutil.copytree(brats_folder / case, source / case)
+    truth_file = make_subject(seed=30, spacing_mm=3.0).labels
+    calls = install_fake_synthseg(tmp_path / "bin", monkeypatch, {"BraTS2021_00001_t1.nii.gz": truth_file})
+    out = tmp_path / "store"
+    summary = prepare_dataset(source, out, layout="brats2021", channels=["t1", "t2"], synthseg=find_synthseg())
+
+    # Case 1: SynthSeg ran on the reference image; its 1 mm LIA labels land on the case grid as 1..32.
+    assert summary["done"] == ["BraTS2021_00001"], summary["failed"]
+    (arguments,) = [json.loads(line) for line in calls.read_text().splitlines() if "00001" in line]
+    assert arguments[arguments.index("--i") + 1] == str((source / "BraTS2021_00001" / "BraTS2021_00001_t1.nii.gz").resolve())
+    label = itk.array_from_image(itk.imread(str(out / "labels" / "final" / "BraTS2021_00001.nii.gz")))
+    truth = freesurfer_to_values(itk.array_from_image(itk.imread(str(truth_file))))
+    assert label.shape == truth.shape and label.max() <= 32
+    assert min(dice_per_label(label, truth, [1, 2, 13, 19, 20]).values()) > 0.9
+    written = itk.imread(str(out / "synthseg" / "BraTS2021_00001_synthseg.nii.gz"))
+    assert tuple(written.GetSpacing()) == (1.0, 1.0, 1.0) and itk.size(written)[0] != label.shape[2]  # another grid
+    kept = sorted(p.name for p in (out / "synthseg").iterdir())
+    assert kept == ["BraTS2021_00001_qc.csv", "BraTS2021_00001_synthseg.nii.gz", "BraTS2021_00001_volumes.csv"]
+    record = json.loads((out / ".prepare" / "BraTS2021_00001.json").read_text())
+    assert record["label_file"] == str(out / "synthseg" / "BraTS2021_00001_synthseg.nii.gz")
+
+    # Case 2: SynthSeg failed; the reason (its own message) is in the summary, nothing half-written.
+    reason = summary["failed"]["BraTS2021_00002"]
+    assert "SynthSeg failed (exit code 1)" in reason and "cannot segment" in reason and "BraTS2021_00002_t1" in reason
+    assert not (out / "BraTS2021_00002.nii.gz").exists() and not list((out / "synthseg").glob(".*"))
+
+    # SynthSeg's outputs are kept: redoing case 1 reuses them instead of running SynthSeg again.
+    (out / ".prepare" / "BraTS2021_00001.json").unlink()
+    again = prepare_dataset(source, out, layout="brats2021", channels=["t1", "t2"],
+                            synthseg=SynthSegCommand(("/bin/false",)))
+    assert again["done"] == ["BraTS2021_00001"] and "exit code 1" in again["failed"]["BraTS2021_00002"]
+
+
+def test_prepare_says_when_synthseg_is_not_installed(brats_folder, tmp_path, monkeypatch, capsys):
+    from ElastixMonaiLabelLib.cli import main
+    from ElastixMonaiLabelLib.synthseg_tool import find_synthseg
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no mri_synthseg anywhere
+    monkeypatch.delenv("ELASTIXMONAILABEL_SYNTHSEG", raising=False)
+    assert main(["prepare", str(brats_folder), "--out", str(tmp_path / "ds"), "--labels", "synthseg"]) == 2
+    error = capsys.readouterr().err
+    assert "SynthSeg is not installed" in error and "--labels '*_synthseg.nii.gz'" in error
+    assert not (tmp_path / "ds").exists()  # checked before any work
+    with pytest.raises(InputError, match="not a SynthSeg checkout"):
+        find_synthseg(tmp_path)
+    (tmp_path / "scripts" / "commands").mkdir(parents=True)
+    (tmp_path / "scripts" / "commands" / "SynthSeg_predict.py").write_text("")
+    with pytest.raises(InputError, match="weights are missing"):
+        find_synthseg(tmp_path)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "synthseg_2.0.h5").write_bytes(b"")
+    assert find_synthseg(tmp_path, python="/usr/bin/python3").program == ("/usr/bin/python3", str(tmp_path / "scripts" / "commands" / "SynthSeg_predict.py"))

@@ -5,7 +5,11 @@ FLAIR-like image each, no misalignment). Each atlas image of the contrast that t
 has is registered onto the case with elastix, its labels are warped with nearest
 neighbour interpolation, and the atlases vote per voxel, each vote weighted by how well
 the warped atlas image matches the case around that voxel (locally weighted voting:
-+0.02 mean Dice over a plain majority in benchmarks/segmentation.py). The result holds
++0.02 mean Dice over a plain majority in benchmarks/segmentation.py). The votes are then
+a spatial prior for a Gaussian intensity model of each structure fitted to the case itself
+by expectation maximisation (the idea of FreeSurfer's SAMSEG, without its deformable
+mesh): where atlases disagree, or all miss a fold of the cortex, the case's own contrast
+decides (+0.03 mean Dice at 3 to 6 atlases in the same benchmark). The result holds
 contiguous values 1..32 of the label table (0: background) on the case's grid.
 """
 
@@ -34,6 +38,11 @@ CONTRASTS = ("t1", "t2", "flair")
 # difference of normalised intensities; tuned on generated 2 mm subjects.
 FUSION_SIGMA_MM = 3.0
 FUSION_TOLERANCE = 0.05
+# Intensity refinement: the prior counts as prior**PRIOR_POWER (sharper than the votes
+# themselves: structures of equal intensity, e.g. thalamus and white matter, keep the
+# atlases' boundary); 1.5 to 3 are within 0.005 mean Dice of each other.
+PRIOR_POWER = 2.0
+EM_ITERATIONS = 3
 
 
 @dataclass(frozen=True)
@@ -49,7 +58,7 @@ class Atlas:
         return self.folder / "labels.nii.gz"
 
 
-def build_atlases(folder: str | Path, count: int = 3, spacing_mm: float = 2.0, first_map: int = 0) -> list[Atlas]:
+def build_atlases(folder: str | Path, count: int = 5, spacing_mm: float = 2.0, first_map: int = 0) -> list[Atlas]:
     """Synthesise (once; cached in ``folder``) ``count`` atlases from the shipped label maps."""
     folder = Path(folder)
     maps = label_map_paths()
@@ -122,9 +131,10 @@ def segment_with_atlases(
         reports.append({"atlas": atlas.folder.name, "metric_after": result.report["metric_after"],
                         "time_s": result.report["time_total_s"]})
     if progress:
-        progress(1.0, "voting")
-    fused = _weighted_vote(warped_labels, weights)
-    report = {"channel": channel, "atlas_contrast": contrast, "preset": preset, "fusion": "locally weighted voting",
+        progress(1.0, "fusing")
+    fused = fuse_labels(warped_labels, weights, normalised_target)
+    report = {"channel": channel, "atlas_contrast": contrast, "preset": preset,
+              "fusion": "locally weighted voting, refined by a Gaussian intensity model per structure (EM)",
               "atlases": reports}
     return image_from_array(fused, fixed), report
 
@@ -135,13 +145,50 @@ def _normalise(values: np.ndarray, region: np.ndarray) -> np.ndarray:
     return ((values - lo) / (hi - lo if hi > lo else 1.0)).astype(np.float32)
 
 
-def _weighted_vote(labels: Sequence[np.ndarray], weights: Sequence[np.ndarray]) -> np.ndarray:
-    """Per voxel, the label with the largest summed weight (one label at a time: little memory)."""
-    best_score = np.full(labels[0].shape, -1.0, dtype=np.float32)
-    fused = np.zeros(labels[0].shape, dtype=np.uint8)
-    for value in range(len(SYNTHSEG_STRUCTURES) + 1):
-        score = sum(np.where(label == value, weight, 0.0) for label, weight in zip(labels, weights))
-        better = score > best_score
-        fused[better] = value
-        best_score[better] = score[better]
-    return fused
+def fuse_labels(
+    labels: Sequence[np.ndarray], weights: Sequence[np.ndarray], intensities: np.ndarray | None = None,
+    *, prior_power: float = PRIOR_POWER, iterations: int = EM_ITERATIONS,
+) -> np.ndarray:
+    """One label per voxel (uint8) from K warped atlas label maps and their voting weights.
+
+    Without ``intensities``: locally weighted voting. With them: the normalised votes are
+    the prior P(label) of an EM fit of one Gaussian per label to the intensities, and each
+    voxel takes the label of highest P(label)**prior_power * N(intensity; mean, var).
+    Only the labels some atlas proposes at a voxel are candidates there, and voxels where
+    all atlases agree keep that label (they still inform the Gaussians): memory and time go
+    to the boundaries, not to the whole image.
+    """
+    shape = labels[0].shape
+    first = np.asarray(labels[0], dtype=np.uint8).ravel()
+    disputed = np.zeros(first.shape, dtype=bool)
+    for label in labels[1:]:
+        disputed |= np.asarray(label, dtype=np.uint8).ravel() != first
+    fused = first.copy()
+    candidates = np.stack([np.asarray(label, dtype=np.uint8).ravel()[disputed] for label in labels])
+    weight = np.stack([np.asarray(w, dtype=np.float32).ravel()[disputed] for w in weights])
+    agree = [candidates == candidates[k] for k in range(len(labels))]
+    # Each candidate's label: its summed weight (prior) and how many atlases propose it.
+    votes = np.stack([np.where(same, weight, 0.0).sum(axis=0) for same in agree])
+    copies = np.stack([same.sum(axis=0) for same in agree]).astype(np.float32)
+    total = weight.sum(axis=0)
+    prior = votes / np.where(total > 0, total, 1.0)
+    score = prior
+    if intensities is not None:
+        values = np.asarray(intensities, dtype=np.float32).ravel()
+        x, settled, x_settled = values[disputed], first[~disputed], values[~disputed]
+        count = len(SYNTHSEG_STRUCTURES) + 1
+        settled_moments = [np.bincount(settled, x_settled**power, count) for power in (0, 1, 2)]
+        share = prior / copies  # a label's probability shared among the atlases proposing it
+        for _ in range(iterations):
+            mass, first_moment, second_moment = (
+                settled_moments[power] + np.bincount(candidates.ravel(), (share * x**power).ravel(), count)
+                for power in (0, 1, 2)
+            )
+            mean = first_moment / (mass + 1e-6)
+            variance = np.maximum(second_moment / (mass + 1e-6) - mean**2, 1e-4)
+            m, v = mean[candidates], variance[candidates]
+            score = prior**prior_power * np.exp(-((x - m) ** 2) / (2 * v)) / np.sqrt(v)
+            share = score / copies
+            share /= np.maximum(share.sum(axis=0, keepdims=True), 1e-30)
+    fused[disputed] = np.take_along_axis(candidates, np.argmax(score, axis=0)[None], axis=0)[0]
+    return fused.reshape(shape)

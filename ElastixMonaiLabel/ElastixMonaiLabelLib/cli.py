@@ -173,11 +173,18 @@ def _add_prepare(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--channels", default=None,
                         help="comma-separated channel order of the datastore (default: the layout's, e.g. t1,t1ce,t2,flair for BraTS); "
                         "a case missing one fails with the reason")
-    parser.add_argument("--labels", default="none", metavar="none|registration|FILE_PATTERN",
+    parser.add_argument("--labels", default="none", metavar="none|registration|synthseg|FILE_PATTERN",
                         help="none (default); registration: label each case by elastix registration of atlases (stored "
-                        "as the 'original' label); or label files to import, as a glob pattern in each case's folder "
-                        "(e.g. '*_synthseg.nii.gz'), stored as the 'final' label")
-    parser.add_argument("--atlases", type=int, default=3, help="atlases for --labels registration (default 3)")
+                        "as the 'original' label); synthseg: run SynthSeg (mri_synthseg on PATH, or --synthseg-checkout) "
+                        "on each reference image, keeping its volumes/QC CSVs in DATASTORE/synthseg; or label files to "
+                        "import, as a glob pattern in each case's folder (e.g. '*_synthseg.nii.gz'). SynthSeg and "
+                        "imported labels are stored as the 'final' label")
+    parser.add_argument("--atlases", type=int, default=5, help="atlases for --labels registration (default 5)")
+    parser.add_argument("--synthseg-checkout", type=Path, default=None, metavar="DIR",
+                        help="for --labels synthseg: a SynthSeg checkout with its weights in DIR/models, run instead of "
+                        "mri_synthseg (default: $ELASTIXMONAILABEL_SYNTHSEG)")
+    parser.add_argument("--synthseg-python", default=None, metavar="PYTHON",
+                        help="the Python (with TensorFlow) that runs the SynthSeg checkout (default: this one)")
     parser.add_argument("--workers", type=int, default=1, help="cases prepared in parallel (default 1)")
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS|local",
                         help="run the cases on a Dask cluster (scheduler address, e.g. tcp://10.0.0.5:8786, or 'local' for "
@@ -189,14 +196,17 @@ def _add_prepare(commands: argparse._SubParsersAction) -> None:
 
 def _run_prepare(args: argparse.Namespace, cancel: CancelToken) -> int:
     from .datasets import prepare_dataset
+    from .synthseg_tool import find_synthseg
 
+    # Checked once, before any work: a missing SynthSeg is the user's setup, not a case's failure.
+    synthseg = find_synthseg(args.synthseg_checkout, args.synthseg_python) if args.labels == "synthseg" else None
     bar, update = _progress(args, "preparing")
     try:
         summary = prepare_dataset(
             args.source, args.out, layout=args.layout, reference=args.reference,
             channels=args.channels.split(",") if args.channels else None,
-            label_pattern=None if args.labels in ("none", "registration") else args.labels,
-            atlas_labels=args.atlases if args.labels == "registration" else 0, workers=args.workers,
+            label_pattern=None if args.labels in ("none", "registration", "synthseg") else args.labels,
+            atlas_labels=args.atlases if args.labels == "registration" else 0, synthseg=synthseg, workers=args.workers,
             scheduler=args.scheduler, preset=args.preset,
             engine=args.engine, progress=lambda done, total, name: update(done / total, f"{done}/{total} {name}"),
         )
@@ -237,7 +247,7 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=5, help="sample subject seed (default 5: a label map no atlas uses)")
     parser.add_argument("--spacing", type=float, default=1.0, help="voxel size of the sample subject in mm (default 1)")
     parser.add_argument("--no-segmentation", action="store_true", help="stop after co-registration (no server needed)")
-    parser.add_argument("--atlases", type=int, default=3, help="atlases the server's atlas_registration model uses (default 3)")
+    parser.add_argument("--atlases", type=int, default=5, help="atlases the server's atlas_registration model uses (default 5)")
     parser.set_defaults(run=_run_demo)
 
 

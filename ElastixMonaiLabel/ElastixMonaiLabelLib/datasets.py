@@ -32,6 +32,7 @@ from .files import ensure_output_dir, write_text
 from .images import read_volume, write_volume, image_from_array
 from .labels import freesurfer_to_values
 from .multimodal import canonical_channel, write_case
+from .synthseg_tool import SynthSegCommand
 
 LAYOUTS = ("brats2021", "brats2023", "oasis3", "generic")
 DEFAULT_CHANNELS = {
@@ -146,9 +147,13 @@ def _label_on_grid(label_path: Path, reference: Any) -> Any:
 
 def prepare_case(
     case: Case, out: Path, channels: Sequence[str], reference: str, *, preset: str | None = None, engine: str = "itk",
-    threads: int | None = None, atlases: Sequence[Any] | None = None,
+    threads: int | None = None, atlases: Sequence[Any] | None = None, synthseg: SynthSegCommand | None = None,
 ) -> dict[str, Any]:
-    """Co-register one case and write it (and its label) into the datastore; return its record."""
+    """Co-register one case and write it (and its label) into the datastore; return its record.
+
+    Labels come from the case's label file, or from ``atlases`` (registration), or from
+    running ``synthseg`` on the reference image (its outputs are kept in ``out/synthseg``).
+    """
     from .registration import register_modality
 
     started = time.perf_counter()
@@ -167,7 +172,13 @@ def prepare_case(
         images[channel] = result.registered
         reports[channel] = {k: result.report[k] for k in ("metric_before", "metric_after", "metric_improved", "time_total_s")}
     ordered = {channel: images[channel] for channel in channels}
-    label, tag = (_label_on_grid(case.labels, fixed), "final") if case.labels else (None, None)
+    label_file = case.labels
+    if synthseg is not None:
+        from .synthseg_tool import run_synthseg
+
+        label_file = run_synthseg(synthseg, case.modalities[reference], out / "synthseg", case.case_id,
+                                  threads=threads or 1).labels
+    label, tag = (_label_on_grid(label_file, fixed), "final") if label_file else (None, None)
     if atlases:
         from .atlas_segmentation import segment_with_atlases
 
@@ -180,7 +191,7 @@ def prepare_case(
         "case": case.case_id,
         "channels": list(channels),
         "files": {k: str(v) for k, v in case.modalities.items()},
-        "label_file": str(case.labels) if case.labels else None,
+        "label_file": str(label_file) if label_file else None,
         "label_tag": tag,
         "registration": reports,
         "warnings": case.problems,
@@ -190,9 +201,9 @@ def prepare_case(
     return record
 
 
-def _prepare_case_job(args: tuple) -> dict[str, Any]:
-    case, out, channels, reference, preset, engine, threads, atlases = args
-    return prepare_case(case, out, channels, reference, preset=preset, engine=engine, threads=threads, atlases=atlases)
+def _prepare_case_job(job: tuple[Case, Path, Sequence[str], str, dict[str, Any]]) -> dict[str, Any]:
+    case, out, channels, reference, options = job
+    return prepare_case(case, out, channels, reference, **options)
 
 
 def prepare_dataset(
@@ -204,6 +215,7 @@ def prepare_dataset(
     channels: Sequence[str] | None = None,
     label_pattern: str | None = None,
     atlas_labels: int = 0,
+    synthseg: SynthSegCommand | None = None,
     workers: int = 1,
     scheduler: str | None = None,
     preset: str | None = None,
@@ -213,8 +225,9 @@ def prepare_dataset(
     """Prepare every case of ``source`` into the datastore ``out``; return (and write) the summary.
 
     ``label_pattern`` imports label files; ``atlas_labels`` > 0 instead labels each case by
-    registration of that many atlases (stored under the ``original`` tag). ``workers`` > 1
-    prepares cases in parallel processes; ``scheduler`` (a Dask scheduler address, or
+    registration of that many atlases (stored under the ``original`` tag), and ``synthseg``
+    runs SynthSeg on each case's reference image (see :mod:`.synthseg_tool`; stored as
+    ``final``, its volumes and QC tables kept in ``out/synthseg``). ``workers`` > 1 prepares cases in parallel processes; ``scheduler`` (a Dask scheduler address, or
     "local" for a local Dask cluster of ``workers`` processes) spreads them over a Dask
     cluster whose workers see ``source`` and ``out`` at the same paths.
     """
@@ -242,7 +255,8 @@ def prepare_dataset(
         from .atlas_segmentation import build_atlases
 
         atlases = build_atlases(out / ".prepare" / "atlases", count=atlas_labels)
-    jobs = [(case, out, channels, reference, preset, engine, threads, atlases) for case in todo]
+    options = {"preset": preset, "engine": engine, "threads": threads, "atlases": atlases, "synthseg": synthseg}
+    jobs = [(case, out, channels, reference, options) for case in todo]
 
     def record(case_id: str, outcome: Any) -> None:
         nonlocal finished

@@ -25,7 +25,7 @@ def run_demo(
     seed: int = 5,
     spacing_mm: float = 1.0,
     segment: bool = True,
-    atlases: int = 3,
+    atlases: int = 5,
     cancel: CancelToken | None = None,
     progress_bar: Callable[[str], tuple[Any, Callable[[float, str], None]]] | None = None,
 ) -> dict[str, Any]:
