@@ -29,6 +29,7 @@ from ElastixMonaiLabelLib.labels import SYNTHSEG_STRUCTURES  # noqa: E402
 from lib.atlas_infer import AtlasRegistrationSegmentation  # noqa: E402
 from lib.segmentation import MultimodalSegmentation, MultimodalSegmentationTrainer  # noqa: E402
 from lib.strategies import First  # noqa: E402
+from lib.synthseg_annotator import SynthSegAnnotator, configured_synthseg  # noqa: E402
 from lib.synthseg_tasks import ContrastAgnosticSegmentation, SynthSegTrainer  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ class ElastixMonaiLabelApp(MONAILabelApp):
         # The contrast-agnostic model trained from label maps alone (SynthSeg-style); extra maps by glob.
         self.synthseg_label_maps = conf.get("synthseg_label_maps")
         self.synthseg_minutes = float(conf.get("synthseg_minutes", "30"))
+        # The user's own SynthSeg as a model (--conf synthseg auto|on|off, synthseg_checkout DIR, synthseg_python PY).
+        self.synthseg_command = configured_synthseg(conf)
         super().__init__(
             app_dir=app_dir,
             studies=studies,
@@ -68,7 +71,7 @@ class ElastixMonaiLabelApp(MONAILabelApp):
         return self.model_dir / "synthseg" / "model.pt"
 
     def init_infers(self):
-        return {
+        infers = {
             "atlas_registration": AtlasRegistrationSegmentation(
                 atlases_dir=self.cache_dir / "atlases", count=self.atlas_count, spacing_mm=self.atlas_spacing,
                 preset=self.atlas_preset,
@@ -76,6 +79,9 @@ class ElastixMonaiLabelApp(MONAILabelApp):
             "segmentation": MultimodalSegmentation(self.segmentation_model_path, self.segmentation_channels),
             "synthseg": ContrastAgnosticSegmentation(self.synthseg_model_path),
         }
+        if self.synthseg_command is not None:
+            infers["mri_synthseg"] = SynthSegAnnotator(self.synthseg_command)
+        return infers
 
     def init_trainers(self):
         return {

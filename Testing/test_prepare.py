@@ -5,6 +5,7 @@ import shutil
 
 import itk
 import pytest
+import synthseg_stand_in
 
 from ElastixMonaiLabelLib.datasets import find_cases, prepare_dataset
 from ElastixMonaiLabelLib.errors import InputError
@@ -133,59 +134,9 @@ def test_prepare_on_a_local_dask_cluster(brats_folder, tmp_path):
         prepare_dataset(brats_folder, tmp_path / "other", layout="brats2021", scheduler="tcp://127.0.0.1:9")
 
 
-# SynthSeg cannot be installed here (its weights are not on PyPI: facts.md), so this program
-# speaks mri_synthseg's command line and writes what SynthSeg writes: a FreeSurfer-id label map
-# on its own 1 mm grid in another orientation, a volumes table and a QC table. The labels are
-# the subject's known ones, so the test checks everything the project does around SynthSeg:
-# finding it, its arguments, failures, resampling onto the case, id mapping, the CSVs kept.
-FAKE_MRI_SYNTHSEG = '''#!{python}
-import argparse, json, os, sys
-import itk, numpy as np
-parser = argparse.ArgumentParser()
-for option in ("--i", "--o", "--vol", "--qc", "--threads"):
-    parser.add_argument(option)
-for flag in ("--robust", "--cpu", "--parc"):
-    parser.add_argument(flag, action="store_true")
-args = parser.parse_args()
-with open(os.environ["FAKE_SYNTHSEG_LOG"], "a") as log:
-    log.write(json.dumps(sys.argv[1:]) + "\\n")
-truth = json.loads(os.environ["FAKE_SYNTHSEG_TRUTH"]).get(os.path.basename(args.i))
-if truth is None:
-    sys.exit("SynthSeg: cannot segment " + args.i)
-print("predicting 1/1", flush=True)
-labels = itk.imread(truth, itk.SS)
-size = np.array(labels.GetLargestPossibleRegion().GetSize())
-indices = np.array(np.meshgrid(*[[0, n - 1] for n in size])).reshape(3, -1).T
-corners = np.array(labels.GetOrigin()) + (indices * np.array(labels.GetSpacing())) @ np.array(labels.GetDirection()).T
-direction = np.array(labels.GetDirection()) @ np.array([[-1, 0, 0], [0, 0, 1], [0, -1, 0]])  # LIA-like
-local = corners @ direction
-grid = itk.Image[itk.SS, 3].New()
-grid.SetRegions([int(n) for n in np.ceil(local.max(0) - local.min(0)) + 1])
-grid.SetSpacing((1.0, 1.0, 1.0))
-grid.SetOrigin([float(v) for v in direction @ local.min(0)])
-grid.SetDirection(itk.matrix_from_array(direction))
-grid.Allocate()
-nearest = itk.NearestNeighborInterpolateImageFunction[type(labels), itk.D].New()
-itk.imwrite(itk.resample_image_filter(labels, use_reference_image=True, reference_image=grid, interpolator=nearest), args.o)
-ids = np.unique(itk.array_from_image(labels))[1:]
-with open(args.vol, "w") as table:
-    table.write("subject," + ",".join(str(i) for i in ids) + "\\n" + "case," + ",".join("1" for _ in ids) + "\\n")
-with open(args.qc, "w") as table:
-    table.write("subject,general white matter\\ncase,0.9\\n")
-'''
-
-
 def install_fake_synthseg(folder, monkeypatch, truth: dict):
-    import os
-    import sys
-
-    folder.mkdir()
-    program = folder / "mri_synthseg"
-    program.write_text(FAKE_MRI_SYNTHSEG.replace("{python}", sys.executable))
-    program.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_SYNTHSEG_TRUTH", json.dumps({k: str(v) for k, v in truth.items()}))
-    monkeypatch.setenv("FAKE_SYNTHSEG_LOG", str(folder / "calls.jsonl"))
+    for key, value in synthseg_stand_in.install(folder, truth).items():
+        monkeypatch.setenv(key, value)
     return folder / "calls.jsonl"
 
 

@@ -13,6 +13,7 @@ import itk
 import nibabel
 import numpy as np
 import pytest
+import synthseg_stand_in
 
 from ElastixMonaiLabelLib.client import MonaiLabelClient, ServerError, normalize_url
 from ElastixMonaiLabelLib.datasets import prepare_dataset
@@ -40,7 +41,10 @@ def server(subject, make_subject, tmp_path_factory):
     studies = tmp_path_factory.mktemp("datastore")
     summary = prepare_dataset(source, studies, layout="generic")
     assert summary["done"] == ["case-001", "case-002"], summary
-    local = LocalServer(studies, conf={"atlases": "3", "atlas_spacing": "3", "cache": str(tmp_path_factory.mktemp("cache"))})
+    # The server finds "SynthSeg" on its PATH (a stand-in: see synthseg_stand_in) and offers model mri_synthseg.
+    stand_in = synthseg_stand_in.install(tmp_path_factory.mktemp("synthseg"), {"t1.nii.gz": subject.labels})
+    local = LocalServer(studies, conf={"atlases": "3", "atlas_spacing": "3", "cache": str(tmp_path_factory.mktemp("cache"))},
+                        env=stand_in)
     client = local.start()
     yield local, client, studies
     local.stop()
@@ -95,6 +99,22 @@ def test_infer_returns_named_labels_on_the_reference_grid(server, subject, tmp_p
     assert mean > 0.6
 
 
+def test_server_runs_the_users_synthseg(server, subject, tmp_path):
+    _, client, studies = server
+    assert client.info()["models"]["mri_synthseg"]["description"].startswith("SynthSeg itself")
+    result = client.infer("mri_synthseg", "case-001", tmp_path / "synthseg.nii.gz")
+    assert result.params["channel"] == "t1" and result.params["label_table"][0]["name"] == "Left-Cerebral-White-Matter"
+    assert result.params["volumes_mm3"]["17"] > 1000 and result.params["qc"]  # left hippocampus, from SynthSeg's CSV
+    label = nibabel.load(str(result.label_path))
+    np.testing.assert_allclose(label.affine, nibabel.load(str(studies / "case-001.nii.gz")).affine, atol=1e-4)
+    truth = freesurfer_to_values(itk.array_from_image(itk.imread(str(subject.labels))))
+    dice = dice_per_label(itk.array_from_image(itk.imread(str(result.label_path))), truth, [1, 2, 13, 19, 20])
+    assert min(dice.values()) > 0.9  # SynthSeg's 1 mm LIA output brought back onto the 3 mm case grid
+    with pytest.raises(ServerError) as failed:
+        client.infer("mri_synthseg", "case-001", tmp_path / "flair.nii.gz", params={"channel": "flair"})
+    assert "502" in str(failed.value) and "SynthSeg failed" in str(failed.value) and "cannot segment" in str(failed.value)
+
+
 def test_save_label_and_next_sample(server, tmp_path):
     _, client, studies = server
     label = tmp_path / "edited.nii.gz"
@@ -146,7 +166,7 @@ def test_upstream_monailabel_client_works_with_the_app(server, tmp_path):
     completed = subprocess.run([str(DEFAULT_PYTHON), "-c", script], capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr[-3000:]
     reply = json.loads(completed.stdout.strip().splitlines()[-1])
-    assert reply["models"] == ["atlas_registration", "segmentation", "synthseg"]
+    assert reply["models"] == ["atlas_registration", "segmentation", "synthseg", "mri_synthseg"]
     assert reply["names"]["Brain-Stem"] == 13
     assert np.asarray(nibabel.load(str(tmp_path / "upstream.nii.gz")).dataobj).max() == 32
 

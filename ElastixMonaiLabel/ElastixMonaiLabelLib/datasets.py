@@ -126,7 +126,7 @@ def find_cases(source: str | Path, layout: str, label_pattern: str | None = None
     return cases
 
 
-def _label_on_grid(label_path: Path, reference: Any) -> Any:
+def label_map_on_grid(label_path: Path, reference: Any) -> Any:
     """A FreeSurfer-id label map (any grid, e.g. SynthSeg's 1 mm one) on the reference grid, values 1..32."""
     import itk
 
@@ -178,7 +178,7 @@ def prepare_case(
 
         label_file = run_synthseg(synthseg, case.modalities[reference], out / "synthseg", case.case_id,
                                   threads=threads or 1).labels
-    label, tag = (_label_on_grid(label_file, fixed), "final") if label_file else (None, None)
+    label, tag = (label_map_on_grid(label_file, fixed), "final") if label_file else (None, None)
     if atlases:
         from .atlas_segmentation import segment_with_atlases
 

@@ -6,6 +6,7 @@ not enter the caller's), bound to 127.0.0.1 unless asked otherwise.
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections import deque
@@ -31,10 +32,13 @@ class LocalServer:
     def __init__(
         self, studies: str | Path, *, app: str | Path = DEFAULT_APP, python: str | Path = DEFAULT_PYTHON,
         host: str = "127.0.0.1", port: int | None = None, conf: dict[str, str] | None = None, start_timeout: float = 180.0,
+        env: dict[str, str] | None = None,
     ) -> None:
+        """``env``: variables set for the server on top of this process's environment."""
         self.studies, self.app, self.python = Path(studies), Path(app), Path(python)
         self.host, self.port = host, port or free_port(host)
         self.conf = conf or {}
+        self.env = env or {}
         self.start_timeout = start_timeout
         self.process: BackgroundProcess | None = None
         self.log: deque[str] = deque(maxlen=400)
@@ -51,7 +55,7 @@ class LocalServer:
                    "--host", self.host, "--port", str(self.port)]
         for key, value in self.conf.items():
             command += ["--conf", key, str(value)]
-        self.process = BackgroundProcess(command, cwd=self.app)
+        self.process = BackgroundProcess(command, cwd=self.app, env={**os.environ, **self.env} if self.env else None)
         client = MonaiLabelClient(self.url, timeout=10)
         deadline = time.time() + self.start_timeout
         while time.time() < deadline:
