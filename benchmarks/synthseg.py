@@ -41,7 +41,7 @@ PRIORS = resource_path("SynthSeg", "priors")
 
 
 def generator_speed(spacing: float, count: int = 4) -> float:
-    config = SynthSegTrainingConfig(spacing_mm=spacing, roi=tuple(int(round(r * 2 / spacing)) for r in (80, 96, 80)))
+    config = SynthSegTrainingConfig(spacing_mm=spacing)
     transform = label_map_transforms(config, PRIORS)
     paths = label_map_paths()
     transform({"label": str(paths[0])})  # warm-up

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from monai.data import DataLoader, Dataset
+from monai.data import CacheDataset, DataLoader
 from monai.losses import DiceCELoss
 from monai.transforms import (
     Compose,
@@ -42,7 +42,7 @@ class SynthSegTrainingConfig:
     """What a training run does; saved beside the weights so that a model says how it was made."""
 
     spacing_mm: float = 2.0
-    roi: tuple[int, int, int] = (80, 96, 80)
+    roi: tuple[int, int, int] | None = None  # None: a 160 x 192 x 160 mm head box at spacing_mm (see head_roi)
     crop: tuple[int, int, int] | None = None  # random crops of the roi (small for tests); None: whole roi
     batch_size: int = 1
     learning_rate: float = 2e-3
@@ -52,6 +52,16 @@ class SynthSegTrainingConfig:
     workers: int = 0
     device: str = "cpu"
     label_maps: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.roi is None:
+            self.roi = head_roi(self.spacing_mm)
+
+
+def head_roi(spacing_mm: float) -> tuple[int, int, int]:
+    """Voxels of a 160 x 192 x 160 mm box (an adult brain with margin) at ``spacing_mm``, each
+    a multiple of 8 (the network halves the size three times)."""
+    return tuple(max(8, int(8 * round(extent / spacing_mm / 8))) for extent in (160, 192, 160))
 
 
 def label_map_transforms(config: SynthSegTrainingConfig, priors_dir) -> Compose:
@@ -84,7 +94,10 @@ def train_from_label_maps(
     config.label_maps = [str(p) for p in label_maps]
     torch.manual_seed(config.seed)
     device = torch.device(config.device)
-    dataset = Dataset([{"label": str(p)} for p in label_maps], transform=label_map_transforms(config, priors_dir))
+    # The label maps' loading and resampling (deterministic) is done once and cached; the
+    # synthesis after it is new at every iteration.
+    dataset = CacheDataset([{"label": str(p)} for p in label_maps], transform=label_map_transforms(config, priors_dir),
+                           cache_rate=1.0, num_workers=None, progress=False, copy_cache=True)
     loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, num_workers=config.workers,
                         generator=torch.Generator().manual_seed(config.seed))
     model = network(1).to(device)
