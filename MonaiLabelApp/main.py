@@ -50,6 +50,7 @@ class ElastixMonaiLabelApp(MONAILabelApp):
         # The contrast-agnostic model trained from label maps alone (SynthSeg-style); extra maps by glob.
         self.synthseg_label_maps = conf.get("synthseg_label_maps")
         self.synthseg_minutes = float(conf.get("synthseg_minutes", "30"))
+        self.synthseg_real_fraction = float(conf.get("synthseg_real_fraction", "0"))
         # The user's own SynthSeg as a model (--conf synthseg auto|on|off, synthseg_checkout DIR, synthseg_python PY).
         self.synthseg_command = configured_synthseg(conf)
         super().__init__(
@@ -90,7 +91,8 @@ class ElastixMonaiLabelApp(MONAILabelApp):
                 publish_path=self.segmentation_model_path, max_epochs=self.max_epochs,
                 use_registration_labels=self.train_on_registration_labels,
             ),
-            "synthseg": SynthSegTrainer(self.synthseg_model_path, self.synthseg_label_maps, self.synthseg_minutes),
+            "synthseg": SynthSegTrainer(self.synthseg_model_path, self.synthseg_label_maps, self.synthseg_minutes,
+                                        real_fraction=self.synthseg_real_fraction),
         }
 
     def init_strategies(self):

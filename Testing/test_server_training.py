@@ -118,11 +118,16 @@ def test_synthseg_trains_from_label_maps_alone_and_segments_any_contrast(server,
     with pytest.raises(ServerError, match="synthseg model has not been trained") as error:
         client.infer("synthseg", "case-0", tmp_path / "x.nii.gz")
     assert error.value.status == 409
-    # No labelled image is needed: a few iterations on synthesised images, 3 mm.
-    client.train_start("synthseg", {"max_iterations": 3, "spacing_mm": 3})
+    # No labelled image is needed; here the datastore's labelled cases join in for half of the
+    # iterations (a few, 3 mm).
+    client.train_start("synthseg", {"max_iterations": 3, "spacing_mm": 3, "real_fraction": 0.5})
     status = client.wait_for_training(timeout=600)
     assert status["status"] == "DONE", status
-    assert client.info()["models"]["synthseg"]["trained"] is True
+    info = client.info()
+    assert info["models"]["synthseg"]["trained"] is True
+    stats = info["train_stats"]["synthseg"]
+    assert stats["iterations"] == 3 and stats["real_image_iterations"] >= 1, stats
+    assert any(entry.endswith(":flair") for entry in stats["real_images"])  # every channel of a labelled case
     for channel in ("t2", "flair"):
         result = client.infer("synthseg", "case-2", tmp_path / f"{channel}.nii.gz", params={"channel": channel})
         label, case = nibabel.load(str(result.label_path)), nibabel.load(str(studies / "case-2.nii.gz"))

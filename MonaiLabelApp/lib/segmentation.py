@@ -53,27 +53,30 @@ class SelectChannelsd(MapTransform):
 
     Input: (x, y, z, c) or (x, y, z) loaded from a case file of the project's multimodal
     contract (names in its header). Output: channel-first (len(channels), x, y, z).
+    ``channel_key``: where an item names its own single channel (one model, many contrasts).
     """
 
-    def __init__(self, keys: Sequence[Hashable], channels: Sequence[str]) -> None:
+    def __init__(self, keys: Sequence[Hashable], channels: Sequence[str] = (), channel_key: str | None = None) -> None:
         super().__init__(keys)
         self.channels = [canonical_channel(c) for c in channels]
+        self.channel_key = channel_key
 
     def __call__(self, data: Mapping) -> dict:
         d = dict(data)
+        wanted = [canonical_channel(d[self.channel_key])] if self.channel_key in d else self.channels
         for key in self.key_iterator(d):
             image = d[key]
             # MONAI's readers drop the header's descrip: read the names from the file itself.
             names = [canonical_channel(n) for n in channel_names(image.meta["filename_or_obj"])]
             if names == ["image"]:
-                names = [self.channels[0]]  # an unnamed 3D volume is the first wanted channel
+                names = [wanted[0]]  # an unnamed 3D volume is the first wanted channel
             if image.ndim == 3:
                 image = image[..., None]
-            missing = [c for c in self.channels if c not in names]
+            missing = [c for c in wanted if c not in names]
             if missing:
-                raise HTTPException(status_code=422, detail=f"this model needs channels {','.join(self.channels)}; "
+                raise HTTPException(status_code=422, detail=f"this model needs channels {','.join(wanted)}; "
                                                              f"the case has {','.join(names)} (missing {','.join(missing)})")
-            picked = image[..., [names.index(c) for c in self.channels]]
+            picked = image[..., [names.index(c) for c in wanted]]
             d[key] = picked.permute(3, 0, 1, 2) if isinstance(picked, torch.Tensor) else np.moveaxis(picked, -1, 0)
         return d
 

@@ -24,7 +24,7 @@ from ElastixMonaiLabelLib.atlas_segmentation import CONTRASTS
 from ElastixMonaiLabelLib.geometry import image_from_slicer
 from ElastixMonaiLabelLib.images import write_volume
 from ElastixMonaiLabelLib.labels import SYNTHSEG_STRUCTURES
-from ElastixMonaiLabelLib.multimodal import pick_channel, read_case
+from ElastixMonaiLabelLib.multimodal import channel_names, pick_channel, read_case
 from ElastixMonaiLabelLib.registration import resample
 from ElastixMonaiLabelLib.resources import resource_path
 from ElastixMonaiLabelLib.sampledata import label_map_paths
@@ -93,17 +93,26 @@ def _model_grid(path: Path, spacing: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 class SynthSegTrainer(TrainTask):
-    """Trains ``synthseg`` from label maps alone; request params: max_minutes, max_iterations, spacing_mm."""
+    """Trains ``synthseg`` from label maps (request params: max_minutes, max_iterations, spacing_mm),
+    optionally mixed with the datastore's labelled images (real_fraction: share of iterations)."""
 
     def __init__(self, model_path: Path, extra_label_maps: str | None = None, max_minutes: float = 30.0,
-                 spacing_mm: float = 2.0) -> None:
-        super().__init__("Train the contrast-agnostic model from label maps alone (SynthSeg-style synthesis)")
+                 spacing_mm: float = 2.0, real_fraction: float = 0.0) -> None:
+        super().__init__("Train the contrast-agnostic model from label maps (SynthSeg-style synthesis), optionally "
+                         "mixed with the datastore's labelled images")
         self.model_path = Path(model_path)
         self.extra_label_maps = extra_label_maps
-        self.max_minutes, self.spacing_mm = max_minutes, spacing_mm
+        self.max_minutes, self.spacing_mm, self.real_fraction = max_minutes, spacing_mm, real_fraction
 
     def config(self):
-        return {"max_minutes": self.max_minutes, "max_iterations": 100000, "spacing_mm": self.spacing_mm}
+        return {"max_minutes": self.max_minutes, "max_iterations": 100000, "spacing_mm": self.spacing_mm,
+                "real_fraction": self.real_fraction}
+
+    @staticmethod
+    def real_images(datastore) -> list[dict[str, str]]:
+        """Every channel of every case with a final label: the model is one for all contrasts."""
+        return [{"image": item["image"], "channel": name, "label": item["label"]}
+                for item in datastore.datalist() for name in channel_names(item["image"])]
 
     def label_maps(self) -> list[Path]:
         import glob
@@ -120,10 +129,19 @@ class SynthSegTrainer(TrainTask):
             spacing_mm=float(request.get("spacing_mm", self.spacing_mm)),
             max_minutes=float(request.get("max_minutes", self.max_minutes)),
             max_iterations=int(request.get("max_iterations", 100000)),
+            real_fraction=float(request.get("real_fraction", self.real_fraction)),
             device="cuda" if torch.cuda.is_available() else "cpu",
         )
+        if not 0.0 <= config.real_fraction <= 1.0:
+            raise HTTPException(status_code=422, detail=f"real_fraction must be between 0 and 1, not {config.real_fraction}")
         maps = self.label_maps()
-        logger.info(f"synthseg: training from {len(maps)} label maps at {config.spacing_mm:g} mm on {config.device}")
+        real = self.real_images(datastore) if config.real_fraction > 0 else []
+        if config.real_fraction > 0 and not real:
+            logger.warning("synthseg: real_fraction is set but the datastore has no final label: label maps alone")
+        logger.info(f"synthseg: training from {len(maps)} label maps and {len(real)} labelled image channels "
+                    f"({config.real_fraction:.0%} of iterations) at {config.spacing_mm:g} mm on {config.device}")
         # Trained to a temporary name and renamed: inference never loads a half-written model.
-        history = train_from_label_maps(maps, self.model_path, resource_path("SynthSeg", "priors"), config, log=print)
-        return {"iterations": history["iterations"], "minutes": round(history["minutes"], 2)}
+        history = train_from_label_maps(maps, self.model_path, resource_path("SynthSeg", "priors"), config, log=print,
+                                        real_images=real)
+        return {"iterations": history["iterations"], "real_image_iterations": history["real_image_iterations"],
+                "minutes": round(history["minutes"], 2)}

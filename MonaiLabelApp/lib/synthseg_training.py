@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,10 +24,12 @@ from monai.transforms import (
     CropForegroundd,
     EnsureChannelFirstd,
     EnsureTyped,
+    Lambdad,
     LoadImaged,
     Orientationd,
     RandSpatialCropd,
     ResizeWithPadOrCropd,
+    ScaleIntensityRangePercentilesd,
     Spacingd,
 )
 
@@ -51,7 +53,9 @@ class SynthSegTrainingConfig:
     seed: int = 0
     workers: int = 0
     device: str = "cpu"
+    real_fraction: float = 0.0  # share of iterations on the datastore's labelled images (0: label maps alone)
     label_maps: list[str] = field(default_factory=list)
+    real_images: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.roi is None:
@@ -81,53 +85,93 @@ def label_map_transforms(config: SynthSegTrainingConfig, priors_dir) -> Compose:
     return Compose(steps).set_random_state(config.seed)
 
 
+def real_image_transforms(config: SynthSegTrainingConfig) -> Compose:
+    """One channel of a datastore case and its label (values 0..32), as the network sees a
+    synthetic sample: RAS at the training spacing, the head box, intensities 0..1 (as
+    segment_volume scales them)."""
+    from .segmentation import SelectChannelsd
+
+    keys = ["image", "label"]
+    steps = [
+        LoadImaged(keys=keys, reader="NibabelReader", image_only=True),
+        SelectChannelsd(keys="image", channel_key="channel"),
+        EnsureChannelFirstd(keys="label", channel_dim="no_channel"),
+        Orientationd(keys=keys, axcodes="RAS"),
+        Spacingd(keys=keys, pixdim=[config.spacing_mm] * 3, mode=("bilinear", "nearest")),
+        CropForegroundd(keys=keys, source_key="label", margin=2),
+        ResizeWithPadOrCropd(keys=keys, spatial_size=config.roi),
+        ScaleIntensityRangePercentilesd(keys="image", lower=0, upper=99.5, b_min=0.0, b_max=1.0, clip=True),
+        EnsureTyped(keys=keys, data_type="tensor", track_meta=False),
+        Lambdad(keys="label", func=lambda label: label.long()),
+    ]
+    if config.crop:
+        steps.append(RandSpatialCropd(keys=keys, roi_size=config.crop, random_size=False))
+    return Compose(steps).set_random_state(config.seed)
+
+
+def _endless(loader: DataLoader) -> Iterator[dict]:
+    while True:
+        yield from loader
+
+
 def train_from_label_maps(
     label_maps: Sequence[str | Path], out_path: str | Path, priors_dir, config: SynthSegTrainingConfig | None = None,
     log: Callable[[str], None] = logger.info, stop: Callable[[], bool] | None = None,
+    real_images: Sequence[Mapping[str, str]] = (),
 ) -> dict:
     """Train the network on images synthesised from ``label_maps``; save weights + config to ``out_path``.
 
-    Stops after ``max_minutes`` or ``max_iterations`` (or when ``stop()`` says so). Returns the
-    history: loss per iteration, iterations, minutes.
+    ``real_images`` ({"image": case file, "channel": name, "label": label file}) join in for
+    ``config.real_fraction`` of the iterations, drawn at random (seeded). Stops after
+    ``max_minutes`` or ``max_iterations`` (or when ``stop()`` says so). Returns the history:
+    loss per iteration, iterations (of which on real images), minutes.
     """
     config = config or SynthSegTrainingConfig()
     config.label_maps = [str(p) for p in label_maps]
+    config.real_images = [f"{item['image']}:{item['channel']}" for item in real_images]
     torch.manual_seed(config.seed)
     device = torch.device(config.device)
     # The label maps' loading and resampling (deterministic) is done once and cached; the
     # synthesis after it is new at every iteration.
     dataset = CacheDataset([{"label": str(p)} for p in label_maps], transform=label_map_transforms(config, priors_dir),
                            cache_rate=1.0, num_workers=None, progress=False, copy_cache=True)
-    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, num_workers=config.workers,
-                        generator=torch.Generator().manual_seed(config.seed))
+    synthetic = _endless(DataLoader(dataset, batch_size=config.batch_size, shuffle=True, num_workers=config.workers,
+                                    generator=torch.Generator().manual_seed(config.seed)))
+    real = None
+    if real_images and config.real_fraction > 0:
+        real_set = CacheDataset([dict(item) for item in real_images], transform=real_image_transforms(config),
+                                cache_rate=1.0, num_workers=None, progress=False, copy_cache=True)
+        real = _endless(DataLoader(real_set, batch_size=config.batch_size, shuffle=True, num_workers=0,
+                                   generator=torch.Generator().manual_seed(config.seed + 1)))
+    draw = np.random.default_rng(config.seed)
     model = network(1).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=1e-5)
     loss_function = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False)
     started = time.perf_counter()
     losses: list[float] = []
-    iteration = 0
+    iteration = real_iterations = 0
     model.train()
     while iteration < config.max_iterations:
-        for batch in loader:
-            image, label = batch["image"].to(device), batch["label"].to(device)
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_function(model(image), label)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-            iteration += 1
-            minutes = (time.perf_counter() - started) / 60
-            if iteration % 10 == 0:
-                log(f"iteration {iteration}: loss {np.mean(losses[-10:]):.4f} ({minutes:.1f} min)")
-            if iteration >= config.max_iterations or minutes >= config.max_minutes or (stop and stop()):
-                break
-        else:
-            continue
-        break
+        use_real = real is not None and draw.random() < config.real_fraction
+        batch = next(real if use_real else synthetic)
+        real_iterations += use_real
+        image, label = batch["image"].to(device), batch["label"].to(device)
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_function(model(image), label)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        iteration += 1
+        minutes = (time.perf_counter() - started) / 60
+        if iteration % 10 == 0:
+            log(f"iteration {iteration}: loss {np.mean(losses[-10:]):.4f} ({minutes:.1f} min)")
+        if minutes >= config.max_minutes or (stop and stop()):
+            break
     minutes = (time.perf_counter() - started) / 60
-    save_model(model, config, out_path, {"iterations": iteration, "minutes": round(minutes, 2),
+    save_model(model, config, out_path, {"iterations": iteration, "real_image_iterations": real_iterations,
+                                         "minutes": round(minutes, 2),
                                          "final_loss": float(np.mean(losses[-20:])) if losses else None})
-    return {"losses": losses, "iterations": iteration, "minutes": minutes}
+    return {"losses": losses, "iterations": iteration, "real_image_iterations": real_iterations, "minutes": minutes}
 
 
 def save_model(model: torch.nn.Module, config: SynthSegTrainingConfig, out_path: str | Path, summary: dict) -> None:

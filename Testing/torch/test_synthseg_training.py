@@ -24,3 +24,35 @@ def test_loss_decreases_and_the_model_is_published(tmp_path):
     model = load_model(out)
     labels = segment_volume(model, np.random.default_rng(0).random((30, 34, 30)), roi=(32, 32, 32))
     assert labels.shape == (30, 34, 30) and labels.max() <= 32
+
+
+def test_training_mixes_in_the_datastores_labelled_images(tmp_path):
+    from ElastixMonaiLabelLib.images import read_volume, write_volume, image_from_array
+    from ElastixMonaiLabelLib.labels import freesurfer_to_values
+    from ElastixMonaiLabelLib.multimodal import write_case
+    from ElastixMonaiLabelLib.sampledata import SubjectSpec, generate_subject
+    from lib.synthseg_training import real_image_transforms
+
+    import itk
+
+    subject = tmp_path / "subject"
+    generate_subject(SubjectSpec(seed=3, spacing_mm=3.0), subject)
+    case = write_case({"t1": read_volume(subject / "t1.nii.gz")}, tmp_path / "case.nii.gz")
+    labels = read_volume(subject / "labels.nii.gz", pixel_type="short")
+    label_file = write_volume(image_from_array(freesurfer_to_values(itk.array_from_image(labels)), labels),
+                              tmp_path / "label.nii.gz")
+    config = SynthSegTrainingConfig(spacing_mm=3.0, max_iterations=8, real_fraction=0.5, seed=2)
+    item = {"image": str(case), "channel": "t1", "label": str(label_file)}
+
+    # A real sample looks like a synthetic one: the head box at 3 mm, intensities 0..1, values 0..32.
+    sample = real_image_transforms(config)(dict(item))
+    assert tuple(sample["image"].shape) == (1, *config.roi) == tuple(sample["label"].shape)
+    assert 0.0 <= float(sample["image"].min()) and float(sample["image"].max()) <= 1.0
+    assert int(sample["label"].max()) == 32 and len(np.unique(sample["label"].numpy())) == 33
+
+    maps = sorted(resource_path("SynthSeg", "label_maps").glob("training_seg_01.nii.gz"))
+    out = tmp_path / "mixed.pt"
+    history = train_from_label_maps(maps, out, resource_path("SynthSeg", "priors"), config, real_images=[item])
+    assert history["iterations"] == 8 and 1 <= history["real_image_iterations"] <= 7
+    info = json.loads(out.with_suffix(".json").read_text())
+    assert info["real_fraction"] == 0.5 and info["real_images"] == [f"{case}:t1"]
