@@ -2,8 +2,9 @@
 
 Every training sample is a fresh image synthesised from one of the label maps by the
 generator in :mod:`lib.synthesis`, so the network never sees a real image and learns no
-particular contrast; the same weights then segment T1, T2 or FLAIR. Used by the server's
-``synthseg`` train task and by benchmarks/synthseg.py.
+particular contrast; the same weights then segment T1, T2 or FLAIR. Optionally a share of
+the iterations (``real_fraction``) uses real labelled images instead, one channel at a time.
+Used by the server's ``synthseg`` train task and by benchmarks/synthseg.py.
 """
 
 from __future__ import annotations
