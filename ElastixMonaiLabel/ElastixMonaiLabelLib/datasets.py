@@ -32,7 +32,7 @@ from .files import ensure_output_dir, write_text
 from .images import read_volume, write_volume, image_from_array
 from .labels import freesurfer_to_values
 from .multimodal import canonical_channel, write_case
-from .synthseg_tool import SynthSegCommand
+from .synthseg_tool import SynthSegCommand, run_synthseg
 
 LAYOUTS = ("brats2021", "brats2023", "oasis3", "generic")
 DEFAULT_CHANNELS = {
@@ -174,8 +174,6 @@ def prepare_case(
     ordered = {channel: images[channel] for channel in channels}
     label_file = case.labels
     if synthseg is not None:
-        from .synthseg_tool import run_synthseg
-
         label_file = run_synthseg(synthseg, case.modalities[reference], out / "synthseg", case.case_id,
                                   threads=threads or 1).labels
     label, tag = (label_map_on_grid(label_file, fixed), "final") if label_file else (None, None)

@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from pathlib import Path
 
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
 from ElastixMonaiLabelLib.atlas_segmentation import CONTRASTS, build_atlases, segment_with_atlases
-from ElastixMonaiLabelLib.images import write_volume
 from ElastixMonaiLabelLib.labels import SYNTHSEG_STRUCTURES
 from ElastixMonaiLabelLib.multimodal import read_case
 
+from .infer_results import label_params, write_label_result
+
 logger = logging.getLogger(__name__)
-
-
-def label_params() -> dict:
-    """What clients need to show the result: names by value (MONAI Label's convention), ids and colours."""
-    return {
-        "label_names": {s.name: s.value for s in SYNTHSEG_STRUCTURES},
-        "label_table": [
-            {"value": s.value, "name": s.name, "freesurfer_id": s.freesurfer_id, "color": list(s.color)}
-            for s in SYNTHSEG_STRUCTURES
-        ],
-    }
 
 
 class AtlasRegistrationSegmentation(InferTask):
@@ -58,8 +47,7 @@ class AtlasRegistrationSegmentation(InferTask):
         started = time.perf_counter()
         channels = read_case(request["image"])
         label, report = segment_with_atlases(channels, self.atlases, preset=request.get("preset", self.preset))
-        output = Path(tempfile.mkdtemp(prefix="atlas-seg-")) / "label.nii.gz"
-        write_volume(label, output)
+        output = write_label_result(label, "atlas-seg-")
         params = {**label_params(), "model": "atlas_registration", "report": report,
                   "latencies": {"total": round(time.perf_counter() - started, 2)}}
-        return str(output), params
+        return output, params

@@ -175,7 +175,7 @@ class MultimodalSegmentation(BasicInferTask):
             )
         request = {**request, "device": "cpu" if not torch.cuda.is_available() else request.get("device", "cuda")}
         result_file, params = super().__call__(request, callbacks)
-        from .atlas_infer import label_params
+        from .infer_results import label_params
 
         return result_file, {**params, **label_params(), "model": "segmentation"}
 

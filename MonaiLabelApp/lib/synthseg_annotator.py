@@ -24,10 +24,10 @@ from ElastixMonaiLabelLib.datasets import label_map_on_grid
 from ElastixMonaiLabelLib.errors import InputError
 from ElastixMonaiLabelLib.images import write_volume
 from ElastixMonaiLabelLib.labels import SYNTHSEG_STRUCTURES
-from ElastixMonaiLabelLib.multimodal import pick_channel, read_case
+from ElastixMonaiLabelLib.multimodal import read_case
 from ElastixMonaiLabelLib.synthseg_tool import SynthSegCommand, SynthSegError, find_synthseg, run_synthseg
 
-from .atlas_infer import label_params
+from .infer_results import label_params, requested_channel, write_label_result
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class SynthSegAnnotator(InferTask):
     def __call__(self, request):
         started = time.perf_counter()
         channels = read_case(request["image"])
-        name, image = pick_channel(channels, [request["channel"]] if request.get("channel") else list(CONTRASTS))
+        name, image = requested_channel(request, channels)
         with tempfile.TemporaryDirectory(prefix="synthseg-") as tmp:
             source = write_volume(image, Path(tmp) / f"{name}.nii.gz")
             try:
@@ -91,7 +91,5 @@ class SynthSegAnnotator(InferTask):
                 raise HTTPException(status_code=502, detail=str(error)) from error
             label = label_map_on_grid(outputs.labels, image)
             volumes, qc = _table(outputs.volumes), _table(outputs.qc)
-        output = Path(tempfile.mkdtemp(prefix="synthseg-")) / "label.nii.gz"
-        write_volume(label, output)
-        return str(output), {**label_params(), "model": "mri_synthseg", "channel": name, "volumes_mm3": volumes,
+        return write_label_result(label, "synthseg-"), {**label_params(), "model": "mri_synthseg", "channel": name, "volumes_mm3": volumes,
                              "qc": qc, "latencies": {"total": round(time.perf_counter() - started, 2)}}

@@ -24,12 +24,12 @@ from ElastixMonaiLabelLib.atlas_segmentation import CONTRASTS
 from ElastixMonaiLabelLib.geometry import image_from_slicer
 from ElastixMonaiLabelLib.images import write_volume
 from ElastixMonaiLabelLib.labels import SYNTHSEG_STRUCTURES
-from ElastixMonaiLabelLib.multimodal import channel_names, pick_channel, read_case
+from ElastixMonaiLabelLib.multimodal import channel_names, read_case
 from ElastixMonaiLabelLib.registration import resample
 from ElastixMonaiLabelLib.resources import resource_path
 from ElastixMonaiLabelLib.sampledata import label_map_paths
 
-from .atlas_infer import label_params
+from .infer_results import label_params, requested_channel, write_label_result
 from .synthseg_training import SynthSegTrainingConfig, load_model, segment_volume, train_from_label_maps
 
 logger = logging.getLogger(__name__)
@@ -66,8 +66,7 @@ class ContrastAgnosticSegmentation(InferTask):
                                 "(POST /train/synthseg; it needs no labelled images) or use atlas_registration")
         started = time.perf_counter()
         channels = read_case(request["image"])
-        wanted = [request["channel"]] if request.get("channel") else list(CONTRASTS)
-        name, image = pick_channel(channels, wanted)
+        name, image = requested_channel(request, channels)
         spacing = json.loads(self.model_path.with_suffix(".json").read_text())["spacing_mm"]
         device = "cuda" if torch.cuda.is_available() else "cpu"
         with tempfile.TemporaryDirectory() as tmp:
@@ -77,9 +76,7 @@ class ContrastAgnosticSegmentation(InferTask):
         # Back onto the case grid: the prediction as an image on the model grid, resampled nearest-neighbour.
         on_model_grid = image_from_slicer(predicted.transpose(2, 1, 0).astype(np.float32), affine)
         label = resample(on_model_grid, _identity(), image, interpolation="nearest")
-        output = Path(tempfile.mkdtemp(prefix="synthseg-")) / "label.nii.gz"
-        write_volume(label, output)
-        return str(output), {**label_params(), "model": "synthseg", "channel": name,
+        return write_label_result(label, "synthseg-"), {**label_params(), "model": "synthseg", "channel": name,
                              "latencies": {"total": round(time.perf_counter() - started, 2)}}
 
 
