@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import mimetypes
+import os
 import re
 import socket
 import urllib.error
@@ -23,6 +24,10 @@ from typing import Any
 
 from .errors import ElastixMonaiLabelError
 from .files import atomic_path
+
+
+# The access token a client sends when none is given explicitly (the server reads its own from --conf auth_token).
+TOKEN_ENVIRONMENT_VARIABLE = "ELASTIXMONAILABEL_TOKEN"
 
 
 class ServerError(ElastixMonaiLabelError):
@@ -120,9 +125,12 @@ def training_progress(status: Any, max_epochs: int | None = None) -> tuple[float
 class MonaiLabelClient:
     """Talks to one MONAI Label server."""
 
-    def __init__(self, url: str, timeout: float = 60.0) -> None:
+    def __init__(self, url: str, timeout: float = 60.0, token: str | None = None) -> None:
+        """``token``: the server's access token (``--conf auth_token``), sent as ``Authorization: Bearer``;
+        default ``$ELASTIXMONAILABEL_TOKEN``, none when unset."""
         self.url = normalize_url(url)
         self.timeout = timeout
+        self.token = token if token is not None else (os.environ.get(TOKEN_ENVIRONMENT_VARIABLE) or None)
 
     # -- transport ---------------------------------------------------------------------------
 
@@ -136,6 +144,8 @@ class MonaiLabelClient:
         request = urllib.request.Request(url, data=body, method=method)
         if content_type:
             request.add_header("Content-Type", content_type)
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
         try:
             with urllib.request.urlopen(request, timeout=timeout or self.timeout) as response:
                 return response.read(), response.headers.get("Content-Type", "")
