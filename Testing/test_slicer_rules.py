@@ -144,3 +144,19 @@ def test_what_only_slicer_5_12_has_is_used_behind_a_guard():
     unguarded = MODULE_SOURCE.replace('if hasattr(SampleData.SampleDataLogic, "registerCustomSampleDataCategory"):',
                                       "if True:")
     assert unguarded != MODULE_SOURCE and not rules.guarded(unguarded, "registerCustomSampleDataCategory")
+
+
+def test_loading_the_module_needs_nothing_slicer_does_not_ship():
+    """Slicer imports the module file at startup: its library imports must work with numpy alone (no itk,
+    nibabel or scipy; the latter ships with Slicer but is only needed once work starts)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    imports = [ast.unparse(n) for n in ast.parse(MODULE_SOURCE).body
+               if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("ElastixMonaiLabelLib")]
+    script = "import sys\nfor name in ('itk', 'nibabel', 'scipy', 'torch', 'monai'):\n    sys.modules[name] = None\n"
+    run = subprocess.run([sys.executable, "-c", script + "\n".join(imports)], capture_output=True, text=True,
+                         env={"PYTHONPATH": str(MODULE), "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert run.returncode == 0, textwrap.shorten(run.stderr, 2000)
+    assert len(imports) >= 5
