@@ -247,8 +247,7 @@ class ElastixMonaiLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
     def onGenerateSample(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Could not generate the sample subject.")):
             self.ui.statusLabel.text = _("Generating a 3 mm T1/T2/FLAIR subject with a known misalignment...")
-            job, onFinished = self.logic.startSampleSubject(self._parameterNode)
-            self._startJob("sample", job, onFinished)
+            self._startJob("sample", *self.logic.startSampleSubject(self._parameterNode))
 
     def _startJob(self, role, job, onDone) -> None:
         self._jobs.start(role, job, onDone)
@@ -362,14 +361,14 @@ class ElastixMonaiLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
             self._jobs.cancel("segmentation")
             return
         node = self._parameterNode
-        if not self.logic.uploadConsent().granted(node.serverUrl):
-            if not slicer.util.confirmYesNoDisplay(
-                    _("The co-registered images will be uploaded to the MONAI Label server at {url} and stored in its "
-                      "datastore. Only do this if you are allowed to share these images with that server.\n\nUpload to "
-                      "this server now and from now on?").format(url=node.serverUrl), windowTitle=_("Upload images?")):
-                return
-            self.logic.uploadConsent().grant(node.serverUrl)
-        with slicer.util.tryWithErrorDisplay(_("Segmentation could not start."), waitCursor=True):
+        with slicer.util.tryWithErrorDisplay(_("Segmentation could not start.")):  # a bad address fails here, shown
+            if not self.logic.uploadConsent().granted(node.serverUrl):
+                if not slicer.util.confirmYesNoDisplay(
+                        _("The co-registered images will be uploaded to the MONAI Label server at {url} and stored in its "
+                          "datastore. Only do this if you are allowed to share these images with that server.\n\nUpload "
+                          "to this server now and from now on?").format(url=node.serverUrl), windowTitle=_("Upload images?")):
+                    return
+                self.logic.uploadConsent().grant(node.serverUrl)
             job, onFinished, names, missing = self.logic.startSegmentation(node, self._token())
             self.ui.statusLabel.text = _("Sending {names} to {model}...").format(names=", ".join(names), model=node.model) + (
                 " " + _("(not co-registered, left out: {names})").format(names=", ".join(missing)) if missing else "")
@@ -492,9 +491,9 @@ class ElastixMonaiLabelLogic(ScriptedLoadableModuleLogic):
         volumes, names, missing = case_channels(node.referenceVolume, node.referenceModality, inputs_of(node),
                                                 lambda volume: slicer_nodes.registered_volume_of(node.registeredVolumes, volume))
         channels = dict(zip(check_modality_names(names), (slicer_nodes.voxel_volume(v) for v in volumes)))
-        client, model, reference = self.client(node.serverUrl, token), node.model, node.referenceVolume
+        client, model, reference, scene = self.client(node.serverUrl, token), node.model, node.referenceVolume, slicer.mrmlScene
         if node.segmentation is None:
-            node.segmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", reference.GetName() + "_labels")
+            node.segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", reference.GetName() + "_segmentation")
         segmentationNode = node.segmentation
 
         def onFinished(job):

@@ -360,6 +360,7 @@ API = {
     "QTableWidget.setRowCount": "Qt",
     "qMRMLNodeComboBox.currentNode": "Libs/MRML/Widgets/qMRMLNodeComboBox.h",
     # camelCase members of nodes and other objects
+    "AddNewNodeByClass": MRML + "vtkMRMLScene.h",
     "CreateDefaultDisplayNodes": MRML + "vtkMRMLDisplayableNode.h",
     "GetAttribute": MRML + "vtkMRMLNode.h",
     "GetColor": r"Libs/vtkSegmentationCore/vtkSegment.h::vtkGetVector3Macro\(Color,",
