@@ -539,3 +539,15 @@ def to_model_grid(path: str | Path, spacing: float) -> tuple[np.ndarray, np.ndar
     data = Compose([LoadImaged(keys="image", image_only=True), EnsureChannelFirstd(keys="image"),
                     Orientationd(keys="image", axcodes="RAS"), Spacingd(keys="image", pixdim=[spacing] * 3)])({"image": str(path)})
     return np.asarray(data["image"][0]), np.asarray(data["image"].affine, dtype=np.float64)
+
+
+def segment_file(model: torch.nn.Module, path: str | Path, spacing: float, device: str = "cpu",
+                 onto: str | Path | None = None) -> np.ndarray:
+    """Labels 0..32 for a volume file, as a user gets them: the volume at the model's spacing (RAS),
+    the network, then labels back onto the grid of ``onto`` (default: the file's own), nearest neighbour."""
+    import nibabel
+
+    array, model_affine = to_model_grid(path, spacing)
+    predicted = segment_volume(model, array, device)
+    target = nibabel.load(str(onto or path))
+    return resample_labels_nearest(predicted, model_affine, target.shape[:3], target.affine)
