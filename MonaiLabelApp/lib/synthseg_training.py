@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -192,6 +193,8 @@ class SynthSegTraining:
         config.real_images = [f"{item['image']}:{item['channel']}" for item in real_images]
         self.device = torch.device(config.device)
         cuda = self.device.type == "cuda"
+        if cuda and self.device.index is None:  # one explicit index: generators and tensors must agree on it
+            self.device = torch.device("cuda", torch.cuda.current_device())
         if cuda:
             torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick its fastest convolutions
             torch.backends.cuda.matmul.allow_tf32 = True
@@ -374,6 +377,16 @@ class RunOutputs:
     checkpoint_minutes: float = 2.0
     checkpoint_iterations: int = 0  # also every N iterations (0: by time only)
     summary: dict = field(default_factory=dict)  # extra entries for the weights' JSON (e.g. the command)
+    publish: Path | None = None  # also copy weights, JSON and CSV here at every checkpoint (e.g. a GPU machine's $OUT)
+
+
+def _publish(outputs: RunOutputs, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in (outputs.weights, outputs.weights.with_suffix(".json"), outputs.csv):
+        if source and source.exists():
+            tmp = folder / (source.name + ".tmp")
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, folder / source.name)
 
 
 def run_training(training: SynthSegTraining, outputs: RunOutputs, log: Callable[[str], None] = logger.info,
@@ -421,6 +434,8 @@ def run_training(training: SynthSegTraining, outputs: RunOutputs, log: Callable[
             "samples": training.samples, "minutes": round(training.train_seconds / 60, 2),
             "final_loss": row["loss"] or None, "val_dice": row["val_dice"] or None,
             "validation_maps": training.validation_maps, **outputs.summary})
+        if outputs.publish:
+            _publish(outputs, Path(outputs.publish))
         log(f"checkpoint at iteration {training.iteration}: loss {row['loss']}, validation Dice {row['val_dice']}, "
             f"{row['samples_per_s']} samples/s")
         last_record, samples_at_record = now, training.samples

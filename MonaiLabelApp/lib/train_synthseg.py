@@ -7,7 +7,9 @@ Writes into DIR: ``synthseg.pt`` + ``synthseg.json`` (the weights the server loa
 they were made and this command), ``checkpoint.pt`` (model, optimizer, scaler, iteration,
 random states) and ``training.csv`` (one row per checkpoint: loss, validation Dice on
 synthetic images from held-out label maps, samples/s). Run the same command again and it
-resumes from DIR/checkpoint.pt (``--restart`` ignores it). SIGTERM or Ctrl-C: it writes a
+resumes from DIR/checkpoint.pt (``--restart`` ignores it). ``--publish DIR2`` copies the weights,
+JSON and CSV there too at every checkpoint (a GPU machine's $OUT: the files come back even if
+the call is cut short). SIGTERM or Ctrl-C: it writes a
 checkpoint and stops. ``--minutes`` is this invocation's wall-clock budget, loading included;
 ``--max-iterations`` counts over resumes.
 
@@ -68,6 +70,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--validation-samples", type=int, default=4)
     p.add_argument("--checkpoint-minutes", type=float, default=2.0)
     p.add_argument("--checkpoint-iterations", type=int, default=0, help="also checkpoint every N iterations")
+    p.add_argument("--publish", type=Path, default=None,
+                   help="also copy synthseg.pt/.json and training.csv here at every checkpoint")
     p.add_argument("--init-weights", type=Path, default=None, help="start from these weights (same --filters)")
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
@@ -125,7 +129,7 @@ def main(argv: list[str] | None = None) -> dict:
                "started": datetime.datetime.now().isoformat(timespec="seconds")}
     outputs = RunOutputs(weights=out / "synthseg.pt", checkpoint=checkpoint, csv=out / "training.csv",
                          checkpoint_minutes=args.checkpoint_minutes, checkpoint_iterations=args.checkpoint_iterations,
-                         summary=summary)
+                         summary=summary, publish=args.publish)
     try:
         history = run_training(training, outputs, log=log, stop=lambda: bool(stopping), started=started)
     finally:

@@ -34,7 +34,8 @@ def test_a_resumed_run_continues_exactly_where_it_stopped(tmp_path):
     first = main(["--out", str(split), "--minutes", "5", "--max-iterations", "4", "--checkpoint-iterations", "3", *TINY])
     assert first["iterations"] == 4
     assert torch.load(split / "checkpoint.pt", weights_only=True)["iteration"] == 4
-    second = main(["--out", str(split), "--minutes", "5", "--max-iterations", "6", "--checkpoint-iterations", "3", *TINY])
+    second = main(["--out", str(split), "--minutes", "5", "--max-iterations", "6", "--checkpoint-iterations", "3",
+                   "--publish", str(tmp_path / "published"), *TINY])
     assert (second["start_iteration"], second["iterations"]) == (4, 6)
     # Same model, optimizer and random states restored: the split run ends with the same weights.
     a = torch.load(straight / "synthseg.pt", weights_only=True)
@@ -45,6 +46,8 @@ def test_a_resumed_run_continues_exactly_where_it_stopped(tmp_path):
     assert [r["iteration"] for r in rows(split)] == ["3", "4", "6"]
     for row in rows(split):
         assert float(row["loss"]) > 0 and 0 <= float(row["val_dice"]) <= 1 and row["device"] == "cpu"
+    for name in ("synthseg.pt", "synthseg.json", "training.csv"):  # --publish copies what a checkpoint wrote
+        assert (tmp_path / "published" / name).read_bytes() == (split / name).read_bytes()
     info = json.loads((split / "synthseg.json").read_text())
     assert info["iterations"] == 6 and info["init_filters"] == 8 and info["command"].startswith("python -m lib.train_synthseg")
     assert info["validation_maps"] == ["ElastixMonaiLabel/Resources/SynthSeg/label_maps/training_seg_13.nii.gz"]
