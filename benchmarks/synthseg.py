@@ -17,7 +17,8 @@ Also: the generator's speed on this CPU, and the CPU inference time of the model
 brain with 2 threads (target: under 30 s).
 
 Run with the server's environment (torch, MONAI):
-    .venv-server/bin/python benchmarks/synthseg.py --weights MonaiLabelApp/weights/synthseg.pt --minutes 0 --real ../shared/data/real
+    .venv-server/bin/python benchmarks/synthseg.py --weights MonaiLabelApp/weights/synthseg.pt --minutes 0 \
+        --real ../shared/data/real
 Last line: synthseg: mean_dice_t1=A mean_dice_t2=B mean_dice_flair=C mean_dice_real=R resolution_mm=X train_minutes=M device=D
 """
 

@@ -241,9 +241,10 @@ class SynthSegGenerator:
 
     Input: (B, 1, X, Y, Z) FreeSurfer ids (any dtype), RAS. Output: (image (B, 1, *out_shape)
     in 0..1, target (B, 1, *out_shape) values 0..32). Per sample: affine + smooth elastic
-    deformation, random translation, left/right flip with label swap (all one resampling),
-    per-class Gaussian intensities, with ``strip_prob`` a skull-stripped image (only the 32
-    brain structures keep intensity), acquisition resolution, bias field, gamma.
+    deformation, random translation (and a random crop where ``out_shape`` is smaller than the
+    input), left/right flip with label swap (all one resampling), per-class Gaussian
+    intensities, with ``strip_prob`` a skull-stripped image (only the 32 brain structures keep
+    intensity), acquisition resolution, bias field, gamma.
 
     The per-sample numbers come from a numpy RandomState, the voxel noise from a torch
     generator on the device; :meth:`state_dict` holds both, so a resumed run continues the
@@ -291,6 +292,9 @@ class SynthSegGenerator:
         R, device = self.R, label_maps.device
         # Every per-sample number first (host), then one async copy each.
         matrices, shifts = draw_affine(R, count, **self.affine)
+        spare = np.maximum(np.array(in_shape) - np.array(out_shape), 0) / 2
+        if spare.any():  # a smaller output is a random crop: anywhere in the input
+            shifts = shifts + R.uniform(-spare, spare, (count, 3))
         field_coefficients = R.standard_normal((count, 3, *[self.control] * 3))
         mirror = np.where(R.rand(count) < self.flip_prob, -1.0, 1.0)
         means = R.uniform(*self.mean_range, (count, self.n_classes))

@@ -549,10 +549,9 @@ def resample_labels_nearest(labels: np.ndarray, labels_affine: np.ndarray, shape
 
 def to_model_grid(path: str | Path, spacing: float) -> tuple[np.ndarray, np.ndarray]:
     """A volume file in RAS at ``spacing`` (as the training loader sees label maps) and its voxel-to-RAS matrix."""
-    from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, Orientationd, Spacingd
-
-    data = Compose([LoadImaged(keys="image", image_only=True), EnsureChannelFirstd(keys="image"),
-                    Orientationd(keys="image", axcodes="RAS"), Spacingd(keys="image", pixdim=[spacing] * 3)])({"image": str(path)})
+    load = Compose([LoadImaged(keys="image", image_only=True), EnsureChannelFirstd(keys="image"),
+                    Orientationd(keys="image", axcodes="RAS"), Spacingd(keys="image", pixdim=[spacing] * 3)])
+    data = load({"image": str(path)})
     return np.asarray(data["image"][0]), np.asarray(data["image"].affine, dtype=np.float64)
 
 
