@@ -101,8 +101,9 @@ def smooth_field(coefficients: torch.Tensor, shape: Sequence[int], std: torch.Te
     bases = [_cosine_basis(k, int(n), coefficients.device) for k, n in zip(coefficients.shape[2:], shape)]
     field = torch.einsum("bcijk,ix,jy,kz->bcxyz", coefficients, *bases)
     spread = field.flatten(2).std(dim=2).clamp_min(1e-6)[..., None, None, None]
-    std = torch.as_tensor(std, dtype=field.dtype, device=field.device).reshape(-1, 1, 1, 1, 1)
-    return field * (std / spread)
+    if isinstance(std, torch.Tensor):
+        return field * (std.reshape(-1, 1, 1, 1, 1) / spread)
+    return field * (float(std) / spread)  # a number: no host-to-device copy (a blocking copy makes the host wait)
 
 
 def sampling_grid(in_shape: Sequence[int], out_shape: Sequence[int], matrices: torch.Tensor, shifts: torch.Tensor,
@@ -117,7 +118,7 @@ def sampling_grid(in_shape: Sequence[int], out_shape: Sequence[int], matrices: t
         grid = grid + field.permute(0, 2, 3, 4, 1)
     if mirror is not None:
         grid = grid * torch.stack([mirror, torch.ones_like(mirror), torch.ones_like(mirror)], dim=-1)[:, None, None, None]
-    half = torch.tensor([(n - 1) / 2 for n in in_shape], dtype=torch.float32, device=device)
+    half = to_device([(n - 1) / 2 for n in in_shape], device)
     return (grid / half).flip(-1)  # grid_sample wants (z, y, x) order for an (X, Y, Z) volume
 
 

@@ -74,6 +74,8 @@ def parser() -> argparse.ArgumentParser:
                    help="also copy synthseg.pt/.json and training.csv here at every checkpoint")
     p.add_argument("--init-weights", type=Path, default=None, help="start from these weights (same --filters)")
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
+    p.add_argument("--sync-debug", action="store_true",
+                   help="cuda: warn at every operation that makes the host wait for the GPU (diagnosis)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     return p
 
@@ -117,6 +119,8 @@ def main(argv: list[str] | None = None) -> dict:
         f"{sum(p.numel() for p in training.model.parameters()) / 1e6:.2f} M parameters; loading took "
         f"{time.monotonic() - started:.0f} s")
 
+    if args.sync_debug and training.device.type == "cuda":
+        torch.cuda.set_sync_debug_mode("warn")  # expected: validation and the loss log every 50 iterations
     stopping = []
 
     def on_signal(number, _frame) -> None:
