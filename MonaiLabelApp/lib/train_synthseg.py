@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
         log(f"resumed from {checkpoint} at iteration {training.iteration} "
             f"({training.train_seconds / 60:.1f} training minutes so far)")
     device_name = torch.cuda.get_device_name(training.device) if training.device.type == "cuda" else platform.processor()
-    log(f"training on {device_name or training.device} ({training.device}, amp {config.amp}): "
+    log(f"training on {device_name or training.device} ({training.device}, autocast {str(training.amp).replace('torch.', '') if training.amp else 'off'}): "
         f"{len(maps)} label maps at {config.spacing_mm:g} mm, box {config.roi}, batch {config.batch_size}, "
         f"{sum(p.numel() for p in training.model.parameters()) / 1e6:.2f} M parameters; loading took "
         f"{time.monotonic() - started:.0f} s")
