@@ -32,7 +32,7 @@ from lib.atlas_infer import AtlasRegistrationSegmentation  # noqa: E402
 from lib.segmentation import MultimodalSegmentation, MultimodalSegmentationTrainer  # noqa: E402
 from lib.strategies import First  # noqa: E402
 from lib.synthseg_annotator import SynthSegAnnotator, configured_synthseg  # noqa: E402
-from lib.synthseg_tasks import ContrastAgnosticSegmentation, SynthSegTrainer  # noqa: E402
+from lib.synthseg_tasks import ContrastAgnosticSegmentation, SynthSegTrainer, shipped_weights  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,8 @@ class ElastixMonaiLabelApp(MONAILabelApp):
         self.synthseg_label_maps = conf.get("synthseg_label_maps")
         self.synthseg_minutes = float(conf.get("synthseg_minutes", "30"))
         self.synthseg_real_fraction = float(conf.get("synthseg_real_fraction", "0"))
+        # Its weights when none was trained here: the app's shipped file by default (--conf synthseg_weights PATH|none).
+        self.synthseg_weights = shipped_weights(conf.get("synthseg_weights"))
         # The user's own SynthSeg as a model (--conf synthseg auto|on|off, synthseg_checkout DIR, synthseg_python PY).
         self.synthseg_command = configured_synthseg(conf)
         super().__init__(
@@ -81,7 +83,7 @@ class ElastixMonaiLabelApp(MONAILabelApp):
                 preset=self.atlas_preset,
             ),
             "segmentation": MultimodalSegmentation(self.segmentation_model_path, self.segmentation_channels),
-            "synthseg": ContrastAgnosticSegmentation(self.synthseg_model_path),
+            "synthseg": ContrastAgnosticSegmentation(self.synthseg_model_path, self.synthseg_weights),
         }
         if self.synthseg_command is not None:
             infers["mri_synthseg"] = SynthSegAnnotator(self.synthseg_command)
@@ -95,7 +97,7 @@ class ElastixMonaiLabelApp(MONAILabelApp):
                 use_registration_labels=self.train_on_registration_labels,
             ),
             "synthseg": SynthSegTrainer(self.synthseg_model_path, self.synthseg_label_maps, self.synthseg_minutes,
-                                        real_fraction=self.synthseg_real_fraction),
+                                        real_fraction=self.synthseg_real_fraction, shipped=self.synthseg_weights),
         }
 
     def init_strategies(self):

@@ -210,3 +210,48 @@ def test_module_round_trip_without_slicer(server, subject, tmp_path):
     assert "final" in client.datastore()["objects"][image_id]["labels"]
     downloaded = client.download_image(image_id, tmp_path / "downloaded.nii.gz")
     assert downloaded.read_bytes() == case.read_bytes()
+
+
+def test_slicer_module_jobs_against_the_server(server, tmp_path):
+    """The Slicer module's own path, minus the nodes, on the arrays it copies out of them: a generated subject
+    co-registered by the elastix executable, sent as one case (numpy NIfTI), segmented, the training followed on
+    the module's job board until the server says why it stopped, the label submitted, the next case fetched."""
+    import time
+
+    from ElastixMonaiLabelLib.array_registration import RegistrationRequest, registration_work
+    from ElastixMonaiLabelLib.jobs import JobBoard
+    from ElastixMonaiLabelLib.process import CancelToken
+    from ElastixMonaiLabelLib.quick_subject import make_quick_subject
+    from ElastixMonaiLabelLib.server_jobs import TrainingRun, next_sample_work, segmentation_work, submit_work
+
+    _, client, studies = server
+    subject = make_quick_subject(seed=3)
+    outcomes = registration_work(RegistrationRequest(
+        subject.volumes["t1"], [subject.volumes["t2"], subject.volumes["flair"]], ["t1", "t2", "flair"], tmp_path / "work",
+        engine="executable", elastix=shutil.which("elastix"), transformix=shutil.which("transformix")),
+        lambda *event: None, CancelToken())
+    channels = {"t1": subject.volumes["t1"], **{o.modality: o.registered for o in outcomes}}
+    image_id, label, params = segmentation_work(client, "atlas_registration", "quick subject", channels, tmp_path,
+                                                lambda *event: None, CancelToken())
+    assert image_id.startswith("quick-subject-") and channel_names(studies / f"{image_id}.nii.gz") == ["t1", "t2", "flair"]
+    np.testing.assert_allclose(label.ijk_to_ras, subject.volumes["t1"].ijk_to_ras)
+    assert label.array.dtype == np.uint8 and len(np.unique(label.array)) > 20
+    assert {s.name for s in segments_from_params(params, np.unique(label.array))} >= {"Left-Hippocampus", "Brain-Stem"}
+
+    board, heard = JobBoard(), []
+    run = TrainingRun(client, "segmentation", 1)
+    run.start(board, lambda fraction, message: heard.append(message))
+    deadline = time.monotonic() + 180
+    while not board.idle and time.monotonic() < deadline:
+        for _role, job, on_done in board.poll()[1]:
+            on_done(job)
+        time.sleep(0.2)
+    assert board.idle and not run.running and heard[-1].startswith("training error"), heard
+
+    # Before the label goes back, at least this image is unlabelled: the strategy has a case to give.
+    next_id, fetched = next_sample_work(client, "first", tmp_path)
+    expected = read_case(studies / f"{next_id}.nii.gz")
+    assert list(fetched) == list(expected)
+    assert np.array_equal(fetched["t1"].array, itk.array_from_image(expected["t1"]))
+    assert submit_work(client, image_id, label, tmp_path) == image_id
+    assert "final" in client.datastore()["objects"][image_id]["labels"]

@@ -1,0 +1,136 @@
+"""The Slicer module's exchanges with a MONAI Label server, as functions a ``jobs.ThreadJob`` runs.
+
+Each takes volumes as voxels.VoxelVolume (copied from nodes on the GUI thread) and does the
+file writing, the upload, the waiting and the reading on the worker thread, so that Slicer's
+GUI thread only turns arrays into nodes. Files follow the multimodal contract (multimodal.py)
+and are written with numpy alone (nifti.py): Slicer's Python has no nibabel.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .client import MonaiLabelClient, ServerError
+from .errors import InputError
+from .images import grid_mismatch
+from .multimodal import case_id, read_case_volumes, write_case_volumes
+from .process import CancelToken
+from .voxels import VoxelVolume
+
+
+def segmentation_models(info: Mapping[str, Any]) -> list[str]:
+    """Names of the models in a GET /info/ answer that segment (not the other kinds)."""
+    return [name for name, model in info.get("models", {}).items() if model.get("type", "segmentation") == "segmentation"]
+
+
+def describe_model(model: Mapping[str, Any]) -> str:
+    """One line about a model of GET /info/: its description, the channels it reads, whether it is trained."""
+    channels = model.get("channels", {})
+    needs = (f"needs channels {', '.join(channels['all_of'])}" if "all_of" in channels else
+             f"reads one of {', '.join(channels['any_of'])}" if "any_of" in channels else "reads one volume")
+    return f"{model.get('description', '')} - {needs}" + ("" if model.get("trained", True) else " (not trained yet)")
+
+
+def segmentation_work(client: MonaiLabelClient, model: str, name: str, channels: Mapping[str, VoxelVolume],
+                      temporary: str | Path, report: Callable[..., None], cancel: CancelToken) -> tuple[str, VoxelVolume, dict]:
+    """Write the case, upload it, run ``model``; return (image id, label map on the reference grid, result params).
+    Files live in a folder under ``temporary`` that is gone when this returns."""
+    with tempfile.TemporaryDirectory(prefix="ElastixMonaiLabel-segmentation-", dir=temporary) as folder:
+        report(None, "writing the case")
+        case_path = write_case_volumes(channels, Path(folder) / "case.nii.gz")
+        image_id = case_id(name, case_path)
+        cancel.raise_if_cancelled()
+        report(None, f"uploading {image_id}")
+        client.upload_image(case_path, image_id)
+        cancel.raise_if_cancelled()
+        report(None, f"waiting for {model}")
+        result = client.infer(model, image_id, Path(folder) / "label.nii.gz")
+        label = VoxelVolume.read(result.label_path)
+    reference = next(iter(channels.values()))
+    problem = grid_mismatch(label, reference)
+    if problem:
+        raise ServerError(f"the server's label map is not on the reference grid ({problem})")
+    return image_id, VoxelVolume(np.asarray(label.array).astype(np.uint8), reference.ijk_to_ras), result.params
+
+
+def submit_work(client: MonaiLabelClient, image_id: str, label: VoxelVolume, temporary: str | Path) -> str:
+    """Save an edited label map on the server as ``image_id``'s final label (file in a folder under ``temporary``);
+    returns ``image_id``."""
+    if not np.any(label.array):
+        raise InputError("segmentation", "is empty: nothing to send")
+    with tempfile.TemporaryDirectory(prefix="ElastixMonaiLabel-submit-", dir=temporary) as folder:
+        client.save_label(image_id, label.write(Path(folder) / "label.nii.gz", dtype=np.uint8), tag="final")
+    return image_id
+
+
+def next_sample_work(client: MonaiLabelClient, strategy: str, temporary: str | Path) -> tuple[str, dict[str, VoxelVolume]]:
+    """The case the strategy picks next, downloaded: (image id, {channel name: volume}) in file order."""
+    sample = client.next_sample(strategy)
+    if not sample or not sample.get("id"):
+        raise ServerError(f"the server has no unlabelled case left for strategy {strategy}")
+    with tempfile.TemporaryDirectory(prefix="ElastixMonaiLabel-next-", dir=temporary) as folder:
+        path = client.download_image(sample["id"], Path(folder) / "case.nii.gz")
+        return sample["id"], read_case_volumes(path)
+
+
+def trainer_for(info: Mapping[str, Any], model: str) -> str:
+    """The model to train: ``model`` when the server can train it, else the server's first trainer."""
+    trainers = list(info.get("trainers", {}))
+    if not trainers:
+        raise ServerError("this server has no trainable model")
+    return model if model in trainers else trainers[0]
+
+
+class TrainingRun:
+    """One training on the server, followed until it ends, as jobs on a jobs.JobBoard (the GUI polls the board).
+
+    :meth:`start` posts the training; each answer (start, status, stop) goes through :meth:`update`, and while the
+    server says the training is queued or running, the status is asked again after :attr:`POLL_S` seconds
+    (JobBoard.later: no thread sleeps meanwhile). ``on_update(fraction or None, message)`` hears every answer.
+    """
+
+    POLL_S = 3.0
+    ACTIVE = ("SUBMITTED", "QUEUED", "RUNNING")
+
+    def __init__(self, client: MonaiLabelClient, model: str, epochs: int) -> None:
+        self.client, self.model, self.epochs = client, model, int(epochs)
+        self.running = False
+        self._board: Any = None
+        self._on_update: Callable[[float | None, str], Any] = lambda fraction, message: None
+
+    def _job(self, call: Callable[[], Any], name: str):
+        from .jobs import ThreadJob
+
+        return ThreadJob(lambda report, cancel: call(), name)
+
+    def start(self, board: Any, on_update: Callable[[float | None, str], Any]) -> None:
+        self._board, self._on_update, self.running = board, on_update, True
+        board.start("training", self._job(lambda: self.client.train_start(self.model, {"max_epochs": self.epochs}), "train"),
+                    self._answered)
+
+    def stop(self) -> None:
+        """Ask the server to stop; the status is followed until it says the training ended."""
+        self._board.cancel("training")
+        self._board.start("stop training", self._job(self.client.train_stop, "train-stop"), self._answered)
+
+    def update(self, job: Any) -> tuple[float | None, str]:
+        """(fraction done or None, message) from a finished start/status/stop job; sets :attr:`running`."""
+        from .client import training_progress
+
+        if job.error:
+            self.running = False
+            return None, f"training: {job.error}"
+        status = job.result if isinstance(job.result, dict) and "status" in job.result else {"status": "SUBMITTED"}
+        self.running = str(status.get("status", "")).upper() in self.ACTIVE
+        return training_progress(status, self.epochs)
+
+    def _answered(self, job: Any) -> None:
+        fraction, message = self.update(job)
+        if self.running:
+            self._board.later("training", self.POLL_S, lambda: self._job(self.client.train_status, "train-status"), self._answered)
+        self._on_update(fraction, message)
