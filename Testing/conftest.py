@@ -78,3 +78,14 @@ def make_subject(tmp_path_factory):
 @pytest.fixture(scope="session")
 def subject_3mm(make_subject) -> Subject:
     return make_subject(seed=3, spacing_mm=3.0)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """The notebooks this run executed and their times (Testing/test_notebooks.py, Testing/torch/test_notebooks_server.py)."""
+    from notebook_checks import EXECUTED
+
+    executed = config.stash.get(EXECUTED, [])
+    if executed:
+        terminalreporter.write_sep("-", f"notebooks executed: {len(executed)}, {sum(s for _, s, _ in executed):.0f} s")
+        for name, seconds, outcome in executed:
+            terminalreporter.write_line(f"{name}: {outcome} in {seconds:.0f} s")

@@ -22,3 +22,9 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+# The notebooks' kernel (notebooks/, run by scripts/run_notebooks.py): a kernel spec inside .venv, which
+# Jupyter started from .venv finds by itself; nothing goes to the user's ~/.local.
+if [ ! -f .venv/share/jupyter/kernels/elastix-monailabel/kernel.json ]; then
+  .venv/bin/python -m ipykernel install --sys-prefix --name elastix-monailabel \
+    --display-name "ElastixMonaiLabel core (.venv)" >/dev/null
+fi

@@ -24,3 +24,9 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv-server/.installed-*
   touch "$stamp"
 fi
+# The kernel of the notebooks that need torch and MONAI: a kernel spec inside .venv-server (Jupyter started
+# from .venv finds it with JUPYTER_PATH=.venv-server/share/jupyter); nothing goes to the user's ~/.local.
+if [ ! -f .venv-server/share/jupyter/kernels/elastix-monailabel-server/kernel.json ]; then
+  .venv-server/bin/python -m ipykernel install --sys-prefix --name elastix-monailabel-server \
+    --display-name "ElastixMonaiLabel server (.venv-server: torch, MONAI)" >/dev/null
+fi

@@ -1,6 +1,8 @@
 """Pictures to look at: before/after overlays of each modality on the reference.
 
-matplotlib (Agg backend, no screen needed) is an optional dependency of the core.
+matplotlib is an optional dependency of the core. Figures are drawn on matplotlib's
+``Figure`` directly, not through pyplot: no screen is needed, and a caller's own pyplot
+backend (a notebook's inline plots, say) is left as it was.
 """
 
 from __future__ import annotations
@@ -68,13 +70,11 @@ def overlay_figure(reference: Any, rows: list[tuple[str, Any, Any]], path: str |
     ``rows`` holds (name, before, after) with both images on the reference grid.
     The reference is grey, the modality magenta-green: aligned edges look grey.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     reference_views = _views(reference)
-    fig, axes = plt.subplots(len(rows), 6, figsize=(18, 3.2 * len(rows)), squeeze=False)
+    fig = Figure(figsize=(18, 3.2 * len(rows)))
+    axes = fig.subplots(len(rows), 6, squeeze=False)
     for row, (name, before, after) in enumerate(rows):
         for half, (label, image) in enumerate((("before", before), ("after", after))):
             for column, ((view, ref_plane, aspect), (_, plane, _)) in enumerate(zip(reference_views, _views(image))):
@@ -89,22 +89,19 @@ def overlay_figure(reference: Any, rows: list[tuple[str, Any, Any]], path: str |
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=80, format="png")
-    plt.close(fig)
     return path
 
 
 def segmentation_figure(reference: Any, labels: Any, structures, path: str | Path, title: str = "") -> Path:
     """Save a PNG: the reference with the label map in its structures' colours, and a legend."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
     lut = np.zeros((256, 3))
     for structure in structures:
         lut[structure.value] = np.array(structure.color) / 255.0
-    fig, axes = plt.subplots(1, 3, figsize=(15, 5.8))
+    fig = Figure(figsize=(15, 5.8))
+    axes = fig.subplots(1, 3)
     present = set()
     for ax, (view, plane, aspect), (_, label_plane, _) in zip(axes, _views(reference), _views(labels)):
         grey = _normalise(plane)[..., None].repeat(3, axis=-1)
@@ -122,5 +119,4 @@ def segmentation_figure(reference: Any, labels: Any, structures, path: str | Pat
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=80, format="png")
-    plt.close(fig)
     return path

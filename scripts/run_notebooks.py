@@ -1,0 +1,223 @@
+"""Execute the notebooks under notebooks/ in their own environment's kernel, and render them for docs/notebooks/.
+
+Each notebook names its kernel in its metadata: ``elastix-monailabel`` (``.venv``: the core,
+itk-elastix) or ``elastix-monailabel-server`` (``.venv-server``: torch, MONAI, MONAI Label). The
+set-up scripts install both kernel specs inside their environment (``share/jupyter/kernels``) and
+this runner looks only there: a notebook runs with the packages the project pinned, never with
+whatever kernel a machine happens to have.
+
+    .venv/bin/python scripts/run_notebooks.py run [NAME ...]     execute; stop at the first failing cell
+    .venv/bin/python scripts/run_notebooks.py render [NAME ...]  execute, then write docs/notebooks/NAME.md
+                                                                (+ NAME_files/*.png)
+
+NAME is a notebook's file name without ``.ipynb`` (default: all). What the notebooks write goes
+to ``$NOTEBOOK_OUTPUT`` (default ``notebook-output/`` in the checkout, ignored by git).
+The rendered copy holds every cell's source verbatim, so a test can check that it is current
+(:func:`stale_cells`); the outputs in it are those of the last rendering.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+RENDERED = ROOT / "docs" / "notebooks"
+# Kernel name in a notebook's metadata -> the environment whose kernel spec runs it (and its set-up script).
+KERNELS = {
+    "elastix-monailabel": (".venv", "scripts/setup-env.sh"),
+    "elastix-monailabel-server": (".venv-server", "scripts/setup-server-env.sh"),
+}
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def notebook_paths(names: list[str] | None = None) -> list[Path]:
+    paths = sorted(NOTEBOOKS.glob("*.ipynb"))
+    if names:
+        known = {p.stem: p for p in paths}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise SystemExit(f"no such notebook: {', '.join(unknown)} (have: {', '.join(known)})")
+        paths = [known[n] for n in names]
+    return paths
+
+
+def read(path: Path):
+    import nbformat
+
+    return nbformat.read(str(path), as_version=4)
+
+
+def kernel_name(notebook) -> str:
+    name = notebook.metadata.get("kernelspec", {}).get("name")
+    if name not in KERNELS:
+        raise ValueError(f"the notebook's kernel {name!r} is none of {', '.join(KERNELS)}")
+    return name
+
+
+def kernel_spec_manager():
+    """Kernel specs from the project's two environments only."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    dirs = [str(ROOT / venv / "share" / "jupyter" / "kernels") for venv, _ in KERNELS.values()]
+    return KernelSpecManager(kernel_dirs=dirs, ensure_native_kernel=False)
+
+
+def kernel_environment(output: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    # ipykernel picks matplotlib's inline backend only when MPLBACKEND is unset (test runs set Agg).
+    env.pop("MPLBACKEND", None)
+    env["NOTEBOOK_OUTPUT"] = str(output)
+    # The checkout's core first, in whichever environment the kernel runs.
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "ElastixMonaiLabel"), *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
+def execute(path: Path, output: Path | None = None, timeout: int = 900):
+    """Run a notebook top to bottom in its kernel (cwd: notebooks/); return it with its outputs.
+
+    A failing cell raises nbclient's CellExecutionError, which shows the cell and the traceback.
+    """
+    from jupyter_client.kernelspec import NoSuchKernel
+    from jupyter_client.manager import KernelManager
+    from nbclient import NotebookClient
+
+    notebook = read(path)
+    name = kernel_name(notebook)
+    specs = kernel_spec_manager()
+    try:
+        specs.get_kernel_spec(name)
+    except NoSuchKernel:
+        venv, setup = KERNELS[name]
+        raise RuntimeError(f"{path.name} needs the kernel {name!r} of {venv}: run bash {setup}") from None
+    output = Path(output or os.environ.get("NOTEBOOK_OUTPUT") or ROOT / "notebook-output").resolve()
+    import zmq
+
+    # Encrypted kernel channels where pyzmq can (the kernel warns about plain TCP otherwise).
+    manager = KernelManager(kernel_name=name, kernel_spec_manager=specs,
+                            transport_encryption="auto" if zmq.has("curve") else "disabled")
+    client = NotebookClient(
+        notebook, km=manager, timeout=timeout,
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
+    )
+    client.execute(env=kernel_environment(output))
+    return notebook
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+def _text(value) -> str:
+    return _ANSI.sub("", "".join(value) if isinstance(value, list) else str(value)).rstrip("\n")
+
+
+def _fence(text: str, language: str = "") -> str:
+    ticks = "```"
+    while ticks in text:
+        ticks += "`"
+    return f"{ticks}{language}\n{text}\n{ticks}"
+
+
+def code_block(source: str) -> str:
+    return _fence(source, "python")
+
+
+def _outputs(cell, files: Path, prefix: str) -> list[str]:
+    parts: list[str] = []
+    previous = None
+    for number, output in enumerate(cell.get("outputs", [])):
+        kind = output.get("output_type")
+        if kind == "stream" and previous == (kind, output.get("name")):
+            # One stream printed in several pieces (a loop that prints as it goes): one block.
+            parts[-1] = _fence(parts[-1].split("\n", 1)[1].rsplit("\n", 1)[0] + "\n" + _text(output.get("text", "")), "text")
+        elif kind == "stream":
+            parts.append(_fence(_text(output.get("text", "")), "text"))
+        elif kind in ("display_data", "execute_result"):
+            data = output.get("data", {})
+            if "image/png" in data:
+                name = f"{prefix}-{number}.png"
+                (files / name).write_bytes(base64.b64decode(data["image/png"]))
+                parts.append(f"![output]({files.name}/{name})")
+            elif WIDGET_VIEW in data:
+                parts.append("*(an interactive widget here when the notebook runs in Jupyter)*")
+            elif "text/markdown" in data:
+                parts.append(_text(data["text/markdown"]))
+            elif "text/plain" in data:
+                parts.append(_fence(_text(data["text/plain"]), "text"))
+        elif kind == "error":
+            raise ValueError(f"cell {prefix} failed ({output.get('ename')}): fix the notebook before rendering it")
+        previous = (kind, output.get("name"))
+    return parts
+
+
+def render(notebook, name: str, out_dir: Path = RENDERED) -> Path:
+    """Markdown of an executed notebook: every cell's source verbatim, then its outputs (pictures as PNG files)."""
+    files = out_dir / f"{name}_files"
+    if files.exists():
+        shutil.rmtree(files)
+    files.mkdir(parents=True)
+    blocks = [f"<!-- Rendered from notebooks/{name}.ipynb by scripts/render-notebooks.sh: edit the notebook, "
+              "not this file. -->"]
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type == "markdown":
+            blocks.append(cell.source)
+        elif cell.cell_type == "code":
+            blocks.append(code_block(cell.source))
+            blocks.extend(_outputs(cell, files, f"cell{index:02d}"))
+    if not any(files.iterdir()):
+        files.rmdir()
+    path = out_dir / f"{name}.md"
+    path.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
+    return path
+
+
+def stale_cells(notebook, markdown: str) -> list[str]:
+    """The cells of ``notebook`` that its rendered copy lacks, in order (empty: the copy is current).
+
+    Each markdown cell's text and each code cell's fenced source must appear in the rendered
+    copy, one after the other; and the copy must hold no code block that the notebook lacks.
+    """
+    missing, position = [], 0
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type not in ("markdown", "code"):
+            continue
+        text = cell.source if cell.cell_type == "markdown" else code_block(cell.source)
+        found = markdown.find(text, position)
+        if found < 0:
+            missing.append(f"cell {index} ({cell.cell_type}): {cell.source.strip().splitlines()[0] if cell.source.strip() else '(empty)'}")
+        else:
+            position = found + len(text)
+    code_cells = sum(cell.cell_type == "code" for cell in notebook.cells)
+    rendered_code = len(re.findall(r"^`{3,}python$", markdown, re.M))
+    if not missing and rendered_code != code_cells:
+        missing.append(f"the rendered copy has {rendered_code} code cells, the notebook {code_cells}")
+    return missing
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=("run", "render"))
+    parser.add_argument("names", nargs="*", help="notebook names without .ipynb (default: all)")
+    parser.add_argument("--timeout", type=int, default=900, help="seconds one cell may take")
+    args = parser.parse_args(argv)
+    total = 0.0
+    for path in notebook_paths(args.names):
+        started = time.perf_counter()
+        notebook = execute(path, timeout=args.timeout)
+        seconds = time.perf_counter() - started
+        total += seconds
+        written = f" -> {render(notebook, path.stem).relative_to(ROOT)}" if args.action == "render" else ""
+        print(f"{path.name}: {seconds:.0f} s{written}", flush=True)
+    print(f"total {total:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
