@@ -27,11 +27,16 @@ def notebooks_for(kernel: str) -> list[Path]:
 def run_notebook(path: Path, output: Path, config) -> None:
     """Execute ``path`` top to bottom (a failing cell or assertion fails the test with the cell and its traceback);
     record its time for the run's summary (see conftest.pytest_terminal_summary)."""
+    from nbclient.exceptions import CellExecutionError
+
     started = time.perf_counter()
     outcome = "failed"
     try:
         runner.execute(path, output=output)
         outcome = "passed"
+    except CellExecutionError as error:
+        # The failing cell's source and traceback, without the terminal colours of IPython's traceback.
+        pytest.fail(f"{path.name}: a cell failed\n{runner.plain_text(str(error))}", pytrace=False)
     finally:
         config.stash.setdefault(EXECUTED, []).append((path.name, time.perf_counter() - started, outcome))
 

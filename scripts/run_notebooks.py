@@ -114,8 +114,13 @@ def execute(path: Path, output: Path | None = None, timeout: int = 900):
 
 # -- rendering ---------------------------------------------------------------------------------
 
+def plain_text(text: str) -> str:
+    """``text`` without terminal colour codes (IPython colours its tracebacks)."""
+    return _ANSI.sub("", text)
+
+
 def _text(value) -> str:
-    return _ANSI.sub("", "".join(value) if isinstance(value, list) else str(value)).rstrip("\n")
+    return plain_text("".join(value) if isinstance(value, list) else str(value)).rstrip("\n")
 
 
 def _fence(text: str, language: str = "") -> str:
