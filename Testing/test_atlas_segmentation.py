@@ -94,7 +94,7 @@ def test_the_box_keeps_the_subject_and_drops_the_neck(subject):
 def test_a_whole_head_t1(subject, atlases):
     labels, report = segment_with_atlases({"t1": read_volume(subject.path("t1"))}, atlases)
     assert not report["skull_stripped"] and report["failed_atlases"] == []
-    assert mean_dice(labels, itk.imread(str(subject.labels))) > 0.65
+    assert mean_dice(labels, itk.imread(str(subject.labels))) > 0.68  # measured 0.72
 
 
 def test_a_skull_stripped_t1(subject, atlases):
@@ -102,7 +102,7 @@ def test_a_skull_stripped_t1(subject, atlases):
     # moving image buffer") and gave an HTTP 500: the atlases are now stripped the same way.
     labels, report = segment_with_atlases({"t1": skull_stripped(subject)}, atlases)
     assert report["skull_stripped"] and report["failed_atlases"] == []
-    assert mean_dice(labels, itk.imread(str(subject.labels))) > 0.65
+    assert mean_dice(labels, itk.imread(str(subject.labels))) > 0.71  # measured 0.75
 
 
 def test_a_thick_slice_flair_alone(subject, atlases):
@@ -111,7 +111,7 @@ def test_a_thick_slice_flair_alone(subject, atlases):
     assert report["atlas_contrast"] == "flair" and tuple(labels.GetSpacing()) == tuple(flair.GetSpacing())
     # The FLAIR was moved by a known rigid motion: its truth is the labels moved the same way.
     truth = resample(itk.imread(str(subject.labels)), itk_affine(np.linalg.inv(subject.truth("flair"))), flair, "nearest")
-    assert mean_dice(labels, truth) > 0.55
+    assert mean_dice(labels, truth) > 0.56  # measured 0.60
 
 
 def test_an_image_no_atlas_fits_is_refused_with_the_reasons(atlases):

@@ -6,8 +6,8 @@ a skull-stripped brain is matched with atlases stripped the same way, a whole he
 below the brain stem (no neck), and both are cropped to the subject. Each atlas image of
 the contrast that the case has is registered onto the case with elastix, its 1 mm labels
 are warped with nearest-neighbour interpolation onto the case's grid, and the labels are
-fused with the case's own intensities (:mod:`.label_fusion`: bias field, locally weighted
-voting, a Gaussian intensity model per structure). An atlas that elastix cannot register,
+fused with the case's own intensities (:mod:`.label_fusion`: a bias field, then the votes as
+the prior of a Gaussian intensity model per tissue class). An atlas that elastix cannot register,
 or whose result is implausible, is left out of the vote and the report says why; when no
 atlas succeeds the case is refused with the reasons. The result holds contiguous values
 1..32 of the label table (0: background) on the case's grid.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,16 @@ def _at_least(image: Any, spacing_mm: float) -> Any:
     return itk.resample_image_filter(smooth_to_match(image, grid), use_reference_image=True, reference_image=grid)
 
 
+@lru_cache(maxsize=32)
+def _brain_ml(label_map: Path) -> float:
+    """Volume of the 32 structures in a label map (ml); read once per map."""
+    import itk
+
+    labels = itk.imread(str(label_map), itk.US)
+    return float(np.count_nonzero(freesurfer_to_values(itk.array_view_from_image(labels)))) * (
+        float(np.prod(labels.GetSpacing())) / 1000.0)
+
+
 def _plausibility(warped: np.ndarray, atlas_brain_ml: float, voxel_ml: float) -> str | None:
     ratio = float(np.count_nonzero(warped)) * voxel_ml / atlas_brain_ml
     low, high = PLAUSIBLE_BRAIN_RATIO
@@ -156,9 +167,7 @@ def segment_with_atlases(
             continue
         source = itk.imread(str(atlas.source_labels_path), itk.US)
         warped = freesurfer_to_values(itk.array_view_from_image(warp_labels(source, result.transform, case)))
-        atlas_brain_ml = float(np.count_nonzero(freesurfer_to_values(itk.array_view_from_image(source)))) * (
-            float(np.prod(source.GetSpacing())) / 1000.0)
-        problem = _plausibility(warped, atlas_brain_ml, voxel_ml)
+        problem = _plausibility(warped, _brain_ml(atlas.source_labels_path), voxel_ml)
         if problem:
             failures.append({"atlas": atlas.folder.name, "reason": problem})
             continue
