@@ -2,7 +2,7 @@
 
 Start it with (see the project README):
     python -m monailabel.main start_server --app MonaiLabelApp --studies DATASTORE \
-        --host 127.0.0.1 --port 8000 [--conf atlases 5] [--conf atlas_spacing 2] [--conf cache DIR]
+        --host 127.0.0.1 --port 8000 [--conf atlases 12] [--conf atlas_spacing 2] [--conf cache DIR]
 
 Cases are 4D channels-last NIfTI files whose channel names travel in the header
 (ElastixMonaiLabelLib.multimodal); a 3D volume is a one-channel case.
@@ -23,8 +23,10 @@ APP_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(APP_DIR.parent / "ElastixMonaiLabel"))
 
 from ElastixMonaiLabelLib import __version__  # noqa: E402
+from ElastixMonaiLabelLib.atlas_segmentation import ATLAS_SPACING_MM, DEFAULT_ATLASES  # noqa: E402
 from ElastixMonaiLabelLib.errors import InputError  # noqa: E402
 from ElastixMonaiLabelLib.labels import SYNTHSEG_STRUCTURES  # noqa: E402
+from ElastixMonaiLabelLib.resources import cache_dir  # noqa: E402
 
 from lib.atlas_infer import AtlasRegistrationSegmentation  # noqa: E402
 from lib.segmentation import MultimodalSegmentation, MultimodalSegmentationTrainer  # noqa: E402
@@ -38,10 +40,11 @@ logger = logging.getLogger(__name__)
 class ElastixMonaiLabelApp(MONAILabelApp):
     def __init__(self, app_dir: str, studies: str, conf: dict[str, str]) -> None:
         # Attributes first: the base constructor builds the infer tasks at once.
-        self.atlas_count = int(conf.get("atlases", "5"))
-        self.atlas_spacing = float(conf.get("atlas_spacing", "2"))
+        self.atlas_count = int(conf.get("atlases", DEFAULT_ATLASES))
+        self.atlas_spacing = float(conf.get("atlas_spacing", ATLAS_SPACING_MM))
         self.atlas_preset = conf.get("atlas_preset", "atlas-deformable")
-        self.cache_dir = Path(conf.get("cache", str(Path(app_dir) / "cache")))
+        # Built once, shared by every datastore, never inside the checkout (see resources.cache_dir).
+        self.cache_dir = Path(conf["cache"]).resolve() if conf.get("cache") else cache_dir()
         # The trainable model: its channels (the datastore's, see prepare --channels) and where it lives.
         self.segmentation_channels = conf.get("segmentation_channels", "t1,t2,flair").split(",")
         self.model_dir = Path(conf.get("model_dir", str(Path(studies) / ".models")))

@@ -143,6 +143,19 @@ def test_client_mistakes_get_4xx_with_a_message(server, tmp_path):
     assert not (tmp_path / "x.nii.gz").exists()
 
 
+def test_a_case_no_atlas_can_register_is_refused_with_422_and_the_reasons(server, tmp_path):
+    # Real scans once made elastix stop ("Too many samples map outside moving image buffer") and the
+    # server answer HTTP 500. Now a failed atlas is left out; when every atlas fails the answer is 422.
+    _, client, _ = server
+    rng = np.random.default_rng(0)
+    noise = tmp_path / "noise.nii.gz"
+    nibabel.save(nibabel.Nifti1Image(rng.uniform(0, 100, (12, 12, 12)).astype(np.float32), np.diag([3.0, 3.0, 3.0, 1.0])), str(noise))
+    client.upload_image(noise, "not-a-brain")
+    with pytest.raises(ServerError, match="no atlas could be registered onto this image") as refused:
+        client.infer("atlas_registration", "not-a-brain", tmp_path / "x.nii.gz")
+    assert refused.value.status == 422 and "atlas-00" in str(refused.value)
+
+
 def test_server_down_and_bad_address_are_clear():
     with pytest.raises(ServerError, match="cannot reach the MONAI Label server"):
         MonaiLabelClient(f"127.0.0.1:{free_port()}", timeout=5).info()

@@ -10,6 +10,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from .atlas_segmentation import DEFAULT_ATLASES
+from .demo import DEMO_SEED
 from .errors import CancelledError, ElastixMonaiLabelError
 from .jobs import format_event
 from .process import CancelToken
@@ -179,7 +181,8 @@ def _add_prepare(commands: argparse._SubParsersAction) -> None:
                         "on each reference image, keeping its volumes/QC CSVs in DATASTORE/synthseg; or label files to "
                         "import, as a glob pattern in each case's folder (e.g. '*_synthseg.nii.gz'). SynthSeg and "
                         "imported labels are stored as the 'final' label")
-    parser.add_argument("--atlases", type=int, default=5, help="atlases for --labels registration (default 5)")
+    parser.add_argument("--atlases", type=int, default=DEFAULT_ATLASES,
+                        help=f"atlases for --labels registration (default {DEFAULT_ATLASES})")
     parser.add_argument("--synthseg-checkout", type=Path, default=None, metavar="DIR",
                         help="for --labels synthseg: a SynthSeg checkout with its weights in DIR/models, run instead of "
                         "mri_synthseg (default: $ELASTIXMONAILABEL_SYNTHSEG)")
@@ -191,6 +194,10 @@ def _add_prepare(commands: argparse._SubParsersAction) -> None:
                         "a local cluster of --workers processes); its workers must see SRC and --out at the same paths")
     parser.add_argument("--preset", default=None, help="registration preset (default brain-rigid)")
     parser.add_argument("--engine", choices=("itk", "executable"), default="itk", help="elastix engine (default itk)")
+    parser.add_argument("--register", action="store_true",
+                        help="co-register the modalities of BraTS layouts too (default: BraTS cases, which come co-registered "
+                        "on one grid, are kept as they are after checking that their modalities share it; other layouts are "
+                        "always co-registered)")
     parser.set_defaults(run=_run_prepare)
 
 
@@ -208,15 +215,113 @@ def _run_prepare(args: argparse.Namespace, cancel: CancelToken) -> int:
             label_pattern=None if args.labels in ("none", "registration", "synthseg") else args.labels,
             atlas_labels=args.atlases if args.labels == "registration" else 0, synthseg=synthseg, workers=args.workers,
             scheduler=args.scheduler, preset=args.preset,
-            engine=args.engine, progress=lambda done, total, name: update(done / total, f"{done}/{total} {name}"),
+            engine=args.engine, register=True if args.register else None,
+            progress=lambda done, total, name: update(done / total, f"{done}/{total} {name}"),
         )
     finally:
         bar.close()
+    print(f"modalities {summary['registration']}")
     print(f"done {len(summary['done'])}, skipped {len(summary['skipped'])} (already prepared), failed {len(summary['failed'])}")
     for case, reason in summary["failed"].items():
         print(f"  failed {case}: {reason}", file=sys.stderr)
     print(f"summary: {args.out / 'prepare_summary.json'}")
     return 4 if summary["failed"] else 0
+
+
+def _add_segment(commands: argparse._SubParsersAction) -> None:
+    from .segment import MODELS
+
+    parser = commands.add_parser(
+        "segment",
+        help="segment your own scans: co-register them, then a MONAI Label model -> labels, picture, volumes, QC",
+        description="Co-register the MOVING volumes onto REFERENCE with elastix, send the co-registered stack (one "
+        "multimodal case) to a MONAI Label server running this project's app, and write into --out: labels.nii.gz "
+        "(SynthSeg's 32 structures, values 1..32, on the reference grid; labels.csv names them), segmentation.png, "
+        "volumes.csv (mm^3 per structure and total intracranial volume, as SynthSeg's --vol), qc.json (registration "
+        "similarity, what the model reported, warnings) and registered/ (co-registered volumes, transforms, reports). "
+        "Without --server a local server is started on 127.0.0.1 and stopped at the end; nothing leaves this machine.",
+    )
+    parser.add_argument("reference", type=Path, metavar="REFERENCE", help="the volume that fixes the grid (normally the T1)")
+    parser.add_argument("moving", type=Path, nargs="*", metavar="MOVING",
+                        help="other modalities of the same session (T2, FLAIR, T1ce...), co-registered onto REFERENCE")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")
+    parser.add_argument("--channels", default=None,
+                        help="modality of each volume, reference first, comma-separated (e.g. t1,t2,flair); default: "
+                        "guessed from the file names (sub-01_T1w, ..._t2, AX_FLAIR...)")
+    parser.add_argument("--model", choices=MODELS, default="atlas_registration",
+                        help="atlas_registration (default; no training needed): elastix registration of labelled atlases; "
+                        "segmentation: the network trained on a datastore's labels (use with --datastore or --server); "
+                        "synthseg: the contrast-agnostic network (needs its weights); mri_synthseg: FreeSurfer's SynthSeg "
+                        "on the server's PATH")
+    parser.add_argument("--server", default=None, metavar="URL",
+                        help="a running server with this project's app (e.g. http://127.0.0.1:8000); the case is uploaded "
+                        "to it (its token from $ELASTIXMONAILABEL_TOKEN). Default: start a local one on 127.0.0.1")
+    parser.add_argument("--datastore", type=Path, default=None, metavar="DIR",
+                        help="for the local server: serve this datastore (e.g. one whose segmentation model you trained; "
+                        "the case is added to it). Default: a temporary one, removed at the end")
+    parser.add_argument("--atlases", type=int, default=DEFAULT_ATLASES,
+                        help=f"atlases of the local server's atlas_registration model (default {DEFAULT_ATLASES})")
+    parser.add_argument("--preset", default=None, help="co-registration preset (default brain-rigid)")
+    parser.add_argument("--engine", choices=("itk", "executable"), default="itk", help="elastix engine (default itk)")
+    parser.add_argument("--threads", type=int, default=None, help="elastix threads for co-registration (default: all cores)")
+    parser.set_defaults(run=_run_segment)
+
+
+def _run_segment(args: argparse.Namespace, cancel: CancelToken) -> int:
+    from .segment import segment_scans
+
+    bar, update = _progress(args, "segmenting")
+    try:
+        summary = segment_scans(
+            args.reference, args.moving, args.out, channels=args.channels.split(",") if args.channels else None,
+            model=args.model, server=args.server, datastore=args.datastore, atlases=args.atlases, preset=args.preset,
+            engine=args.engine, threads=args.threads, progress=update, cancel=cancel, log=bar.write,
+        )
+    finally:
+        bar.close()
+    for name, report in summary["registration"].items():
+        print(f"{name}: NMI {report['metric_before']:.3f} -> {report['metric_after']:.3f} in {report['time_total_s']:.1f} s")
+    print(f"total intracranial volume {summary['total_intracranial_ml']:.0f} ml")
+    for warning in summary["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"results in {args.out.resolve()}: labels.nii.gz, segmentation.png, volumes.csv, qc.json")
+    return 0
+
+
+def _add_serve(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "serve",
+        help="run this project's MONAI Label server on a datastore (127.0.0.1 by default) until Ctrl-C",
+        description="Start MONAI Label with this project's app (in its own environment, .venv-server) serving DATASTORE, "
+        "and print its log until Ctrl-C. The server's working files (MONAI Label's logs, model and bin folders) go to "
+        "DATASTORE/.server, trained models to DATASTORE/.models, built atlases to the user's cache "
+        "($ELASTIXMONAILABEL_CACHE, else ~/.cache/elastix-monailabel).",
+    )
+    parser.add_argument("datastore", type=Path, metavar="DATASTORE", help="folder of cases (e.g. made by 'prepare'; created if needed)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 exposes the server to the network)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    parser.add_argument("--conf", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                        help="app setting, repeatable, e.g. --conf atlases 12 --conf max_epochs 50 (see the README)")
+    parser.set_defaults(run=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace, cancel: CancelToken) -> int:
+    from .server_process import LocalServer
+
+    if not 0 < args.port < 65536:
+        raise ElastixMonaiLabelError(f"--port must be between 1 and 65535, not {args.port}")
+    server = LocalServer(args.datastore, host=args.host, port=args.port, conf=dict(args.conf))
+    try:
+        server.start()
+        print(f"serving {server.studies} at {server.url} (Ctrl-C stops it)", flush=True)
+        code = server.follow(cancel)
+    finally:
+        server.stop()
+    if cancel.cancelled:
+        print("server stopped")
+        return 0
+    return code
 
 
 def _add_presets(commands: argparse._SubParsersAction) -> None:
@@ -244,10 +349,12 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
         "segmentation.png into --out.",
     )
     parser.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default ./demo-output)")
-    parser.add_argument("--seed", type=int, default=5, help="sample subject seed (default 5: a label map no atlas uses)")
+    parser.add_argument("--seed", type=int, default=DEMO_SEED,
+                        help=f"sample subject seed (default {DEMO_SEED}: a label map no atlas is made from)")
     parser.add_argument("--spacing", type=float, default=1.0, help="voxel size of the sample subject in mm (default 1)")
     parser.add_argument("--no-segmentation", action="store_true", help="stop after co-registration (no server needed)")
-    parser.add_argument("--atlases", type=int, default=5, help="atlases the server's atlas_registration model uses (default 5)")
+    parser.add_argument("--atlases", type=int, default=DEFAULT_ATLASES,
+                        help=f"atlases the server's atlas_registration model uses (default {DEFAULT_ATLASES})")
     parser.set_defaults(run=_run_demo)
 
 
@@ -271,6 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sample_data(commands)
     _add_register(commands)
     _add_prepare(commands)
+    _add_segment(commands)
+    _add_serve(commands)
     _add_presets(commands)
     _add_demo(commands)
     return parser

@@ -41,6 +41,10 @@ DEFAULT_CHANNELS = {
     "oasis3": ("t1", "t2", "flair"),
     "generic": ("t1", "t2", "flair"),
 }
+# Layouts whose modalities come co-registered on one grid (BraTS: SRI24, 1 mm): kept as they are
+# unless registration is asked for. Re-registering them moves them 1-2 mm away from the BraTS
+# alignment, which is not the mutual-information optimum.
+CO_REGISTERED_LAYOUTS = ("brats2021", "brats2023")
 _NIFTI = re.compile(r"\.nii(\.gz)?$", re.IGNORECASE)
 
 
@@ -145,11 +149,30 @@ def label_map_on_grid(label_path: Path, reference: Any) -> Any:
     return image_from_array(values, reference)
 
 
+def _kept_as_they_are(case: Case, channels: Sequence[str], reference: str, fixed: Any) -> dict[str, Any]:
+    """The case's modalities unchanged, after checking that they really share the reference's grid."""
+    from .images import grid_mismatch
+
+    images = {reference: fixed}
+    for channel in channels:
+        if channel == reference:
+            continue
+        image = read_volume(case.modalities[channel])
+        problem = grid_mismatch(image, fixed)
+        if problem:
+            raise InputError(case.modalities[channel], f"is not on the grid of {case.modalities[reference].name} ({problem}); "
+                                                       "this layout's modalities should come co-registered: use --register")
+        images[channel] = image
+    return images
+
+
 def prepare_case(
     case: Case, out: Path, channels: Sequence[str], reference: str, *, preset: str | None = None, engine: str = "itk",
     threads: int | None = None, atlases: Sequence[Any] | None = None, synthseg: SynthSegCommand | None = None,
+    register: bool = True,
 ) -> dict[str, Any]:
-    """Co-register one case and write it (and its label) into the datastore; return its record.
+    """Co-register one case (or, with ``register=False``, check that it is already on one grid) and
+    write it (and its label) into the datastore; return its record.
 
     Labels come from the case's label file, or from ``atlases`` (registration), or from
     running ``synthseg`` on the reference image (its outputs are kept in ``out/synthseg``).
@@ -162,15 +185,19 @@ def prepare_case(
         found = ", ".join(f"{k}={v.name}" for k, v in case.modalities.items()) or "nothing"
         raise InputError(case.case_id, f"missing modality {', '.join(missing)} (found {found})")
     fixed = read_volume(case.modalities[reference])
-    images = {reference: fixed}
-    reports = {}
-    for channel in channels:
-        if channel == reference:
-            continue
-        result = register_modality(fixed, read_volume(case.modalities[channel]), name=channel, preset=preset, engine=engine,
-                                   threads=threads)
-        images[channel] = result.registered
-        reports[channel] = {k: result.report[k] for k in ("metric_before", "metric_after", "metric_improved", "time_total_s")}
+    reports: dict[str, Any] = {}
+    if register:
+        images = {reference: fixed}
+        for channel in channels:
+            if channel == reference:
+                continue
+            result = register_modality(fixed, read_volume(case.modalities[channel]), name=channel, preset=preset, engine=engine,
+                                       threads=threads)
+            images[channel] = result.registered
+            reports[channel] = {k: result.report[k] for k in ("metric_before", "metric_after", "metric_improved", "time_total_s")}
+    else:
+        images = _kept_as_they_are(case, channels, reference, fixed)
+        reports = {channel: "kept as it is: already on the reference grid" for channel in channels if channel != reference}
     ordered = {channel: images[channel] for channel in channels}
     label_file = case.labels
     if synthseg is not None:
@@ -218,6 +245,7 @@ def prepare_dataset(
     scheduler: str | None = None,
     preset: str | None = None,
     engine: str = "itk",
+    register: bool | None = None,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> dict[str, Any]:
     """Prepare every case of ``source`` into the datastore ``out``; return (and write) the summary.
@@ -227,16 +255,23 @@ def prepare_dataset(
     runs SynthSeg on each case's reference image (see :mod:`.synthseg_tool`; stored as
     ``final``, its volumes and QC tables kept in ``out/synthseg``). ``workers`` > 1 prepares cases in parallel processes; ``scheduler`` (a Dask scheduler address, or
     "local" for a local Dask cluster of ``workers`` processes) spreads them over a Dask
-    cluster whose workers see ``source`` and ``out`` at the same paths.
+    cluster whose workers see ``source`` and ``out`` at the same paths. ``register``: co-register
+    each case's modalities (default: yes, except for layouts whose modalities come co-registered,
+    BraTS, which are kept as they are after checking that they share one grid).
     """
-    out = ensure_output_dir(out)
+    # Absolute from here on: worker processes and Dask workers may run in another folder.
+    source, out = Path(source).resolve(), ensure_output_dir(out).resolve()
+    if register is None:
+        register = layout not in CO_REGISTERED_LAYOUTS
     wanted = [canonical_channel(c) for c in (channels or DEFAULT_CHANNELS.get(layout, ()))]
     reference = canonical_channel(reference)
     channels = [reference, *[c for c in wanted if c != reference]]  # the reference is channel 0
     cases = find_cases(source, layout, label_pattern)
     if not cases:
         raise InputError(source, f"no case found for layout {layout}")
-    summary: dict[str, Any] = {"source": str(Path(source).resolve()), "layout": layout, "channels": channels,
+    summary: dict[str, Any] = {"source": str(source), "layout": layout, "channels": channels,
+                               "registration": "co-registered to " + reference if register else
+                               "kept as they are (checked to share the reference's grid)",
                                "done": [], "skipped": [], "failed": {}}
     todo = []
     for case in cases:
@@ -253,7 +288,8 @@ def prepare_dataset(
         from .atlas_segmentation import build_atlases
 
         atlases = build_atlases(out / ".prepare" / "atlases", count=atlas_labels)
-    options = {"preset": preset, "engine": engine, "threads": threads, "atlases": atlases, "synthseg": synthseg}
+    options = {"preset": preset, "engine": engine, "threads": threads, "atlases": atlases, "synthseg": synthseg,
+               "register": register}
     jobs = [(case, out, channels, reference, options) for case in todo]
 
     def record(case_id: str, outcome: Any) -> None:

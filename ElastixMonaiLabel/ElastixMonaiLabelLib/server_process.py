@@ -7,10 +7,13 @@ not enter the caller's), bound to 127.0.0.1 unless asked otherwise.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .client import MonaiLabelClient, ServerError
 from .process import BackgroundProcess
@@ -18,6 +21,34 @@ from .process import BackgroundProcess
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_APP = PROJECT_ROOT / "MonaiLabelApp"
 DEFAULT_PYTHON = PROJECT_ROOT / ".venv-server" / "bin" / "python"
+
+
+# Under the datastore: the folder MONAI Label is told is the app (see runtime_app_dir).
+RUNTIME_FOLDER = ".server"
+
+
+def runtime_app_dir(studies: Path, app: Path = DEFAULT_APP) -> Path:
+    """A stand-in app folder under the datastore, whose ``main.py`` and ``lib`` point at the real app.
+
+    MONAI Label creates ``logs``, ``model`` and ``bin`` in the app folder it is given and the
+    app keeps its working files there: given this folder, they stay with the datastore and the
+    checkout's ``MonaiLabelApp/`` is never written to.
+    """
+    folder = studies / RUNTIME_FOLDER / "app"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("main.py", "lib"):
+        link, target = folder / name, (app / name).resolve()
+        if link.is_symlink() and link.resolve() == target:
+            continue
+        if link.is_symlink() or link.is_file():
+            link.unlink()
+        elif link.is_dir():
+            shutil.rmtree(link)
+        try:
+            link.symlink_to(target, target_is_directory=target.is_dir())
+        except OSError:  # no symlinks (Windows without developer mode): a copy does too
+            (shutil.copytree if target.is_dir() else shutil.copy2)(target, link)
+    return folder
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -31,11 +62,11 @@ class LocalServer:
 
     def __init__(
         self, studies: str | Path, *, app: str | Path = DEFAULT_APP, python: str | Path = DEFAULT_PYTHON,
-        host: str = "127.0.0.1", port: int | None = None, conf: dict[str, str] | None = None, start_timeout: float = 180.0,
+        host: str = "127.0.0.1", port: int | None = None, conf: dict[str, str] | None = None, start_timeout: float = 600.0,
         env: dict[str, str] | None = None,
     ) -> None:
         """``env``: variables set for the server on top of this process's environment."""
-        self.studies, self.app, self.python = Path(studies), Path(app), Path(python)
+        self.studies, self.app, self.python = Path(studies).resolve(), Path(app).resolve(), Path(python)
         self.host, self.port = host, port or free_port(host)
         self.conf = conf or {}
         self.env = env or {}
@@ -51,11 +82,12 @@ class LocalServer:
         if not self.python.exists():
             raise ServerError(f"the server's Python {self.python} is missing; run scripts/setup-server-env.sh")
         self.studies.mkdir(parents=True, exist_ok=True)
-        command = [self.python, "-m", "monailabel.main", "start_server", "--app", self.app, "--studies", self.studies,
+        app_dir = runtime_app_dir(self.studies, self.app)
+        command = [self.python, "-m", "monailabel.main", "start_server", "--app", app_dir, "--studies", self.studies,
                    "--host", self.host, "--port", str(self.port)]
         for key, value in self.conf.items():
             command += ["--conf", key, str(value)]
-        self.process = BackgroundProcess(command, cwd=self.app, env={**os.environ, **self.env} if self.env else None)
+        self.process = BackgroundProcess(command, cwd=app_dir, env={**os.environ, **self.env} if self.env else None)
         client = MonaiLabelClient(self.url, timeout=10)
         deadline = time.time() + self.start_timeout
         while time.time() < deadline:
@@ -70,6 +102,19 @@ class LocalServer:
                 time.sleep(0.5)
         self.stop()
         raise ServerError(f"the MONAI Label server did not answer within {self.start_timeout:g} s:\n" + "\n".join(list(self.log)[-30:]))
+
+    def follow(self, cancel: Any = None, echo: Callable[[str], None] = print, poll_s: float = 0.5) -> int:
+        """Print the running server's log as it comes until it exits or ``cancel`` is set; return its exit code."""
+        if self.process is None:
+            raise ServerError("the server is not running")
+        for line in self.log:
+            echo(line)
+        while self.process.poll() is None and not (cancel is not None and cancel.cancelled):
+            for line in self.process.read_lines():
+                echo(line)
+            time.sleep(poll_s)
+        code = self.process.poll()
+        return 0 if code is None else code
 
     def stop(self) -> None:
         if self.process is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
 from ElastixMonaiLabelLib.atlas_segmentation import CONTRASTS, build_atlases, segment_with_atlases
+from ElastixMonaiLabelLib.errors import InputError
 from ElastixMonaiLabelLib.labels import SYNTHSEG_STRUCTURES
 from ElastixMonaiLabelLib.multimodal import read_case
 
@@ -46,8 +47,21 @@ class AtlasRegistrationSegmentation(InferTask):
     def __call__(self, request):
         started = time.perf_counter()
         channels = read_case(request["image"])
-        label, report = segment_with_atlases(channels, self.atlases, preset=request.get("preset", self.preset))
+        label, report = segment_with_atlases(channels, self.atlases, preset=request.get("preset", self.preset),
+                                             skull_stripped=_optional_flag(request, "skull_stripped"))
         output = write_label_result(label, "atlas-seg-")
         params = {**label_params(), "model": "atlas_registration", "report": report,
                   "latencies": {"total": round(time.perf_counter() - started, 2)}}
         return output, params
+
+
+def _optional_flag(request, name: str) -> bool | None:
+    """A yes/no request param where absent (or "auto") means: let the model decide."""
+    value = request.get(name)
+    if value is None or str(value).lower() == "auto":
+        return None
+    if str(value).lower() in ("true", "1", "yes"):
+        return True
+    if str(value).lower() in ("false", "0", "no"):
+        return False
+    raise InputError(name, f"must be true, false or auto, not {value!r}")
