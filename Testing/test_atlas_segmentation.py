@@ -121,3 +121,36 @@ def test_an_image_no_atlas_fits_is_refused_with_the_reasons(atlases):
     with pytest.raises(InputError, match="no atlas could be registered onto this image") as refused:
         segment_with_atlases({"t1": noise}, atlases)
     assert "atlas-00" in str(refused.value)
+
+
+def test_an_oblique_header_changes_nothing_but_the_grid(subject, atlases):
+    # The same voxels under a header tilted by 20 degrees (as an oblique acquisition is stored): the labels
+    # must follow the anatomy into the tilted space.
+    from ElastixMonaiLabelLib.sampledata import rotation_matrix
+
+    t1 = read_volume(subject.path("t1"))
+    truth = itk.imread(str(subject.labels))
+    tilt = rotation_matrix(np.radians(20.0) * np.array([0.6, 0.0, 0.8]))
+    for image in (t1, truth):
+        image.SetDirection(itk.matrix_from_array(np.ascontiguousarray(tilt @ np.array(image.GetDirection()).reshape(3, 3))))
+        image.SetOrigin((tilt @ np.array(image.GetOrigin())).tolist())
+    labels, report = segment_with_atlases({"t1": t1}, atlases)
+    assert report["failed_atlases"] == [] and np.allclose(np.array(labels.GetDirection()), np.array(t1.GetDirection()))
+    assert mean_dice(labels, truth) > 0.68
+
+
+def test_a_tumour_gets_the_tissue_labels_around_it(subject, atlases):
+    # A 30 mm "glioma" (brighter than anything in the brain) inside the white matter: no crash, and its
+    # voxels are labelled as brain structures, as SynthSeg labels them, not left as background.
+    t1 = read_volume(subject.path("t1"))
+    array = itk.array_from_image(t1)
+    truth = itk.array_from_image(itk.imread(str(subject.labels)))
+    centre = np.argwhere(np.isin(truth, (2, 41))).mean(axis=0)  # inside the cerebral white matter
+    grid = np.indices(array.shape)
+    spacing = np.array(t1.GetSpacing())[::-1]
+    tumour = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, centre, spacing)) <= 15.0**2
+    array[tumour] = 1.6 * np.percentile(array, 99)
+    labels, report = segment_with_atlases({"t1": image_from_array(array, t1)}, atlases)
+    inside = itk.array_from_image(labels)[tumour & np.isin(truth, list(range(1, 100)))]
+    assert (inside > 0).mean() > 0.9
+
