@@ -55,6 +55,44 @@ def _progress(args: argparse.Namespace, description: str):
     return _progress_bar(description)
 
 
+def _whole(minimum: int):
+    """argparse type: a whole number >= ``minimum`` (threads, workers, atlases, subjects: 1; seeds: 0)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, not {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more, not {value}")
+        return value
+
+    return parse
+
+
+_count = _whole(1)
+_seed = _whole(0)
+
+
+def _number(minimum: float, inclusive: bool):
+    """argparse type: a finite number above ``minimum`` (or equal to it when ``inclusive``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
+        if value != value or value in (float("inf"), float("-inf")) or value < minimum or (value == minimum and not inclusive):
+            raise argparse.ArgumentTypeError(f"must be {'>=' if inclusive else '>'} {minimum:g}, not {text}")
+        return value
+
+    return parse
+
+
+_positive = _number(0.0, inclusive=False)
+_non_negative = _number(0.0, inclusive=True)
+
+
 def _add_sample_data(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "sample-data",
@@ -65,13 +103,13 @@ def _add_sample_data(commands: argparse._SubParsersAction) -> None:
         "subject.json (seed, transforms, spacing).",
     )
     parser.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same subject (default 0)")
-    parser.add_argument("--spacing", type=float, default=1.0, help="voxel size in mm, e.g. 1, 2 or 3 (default 1)")
-    parser.add_argument("--subjects", type=int, default=1, help="number of subjects, seeds SEED, SEED+1, ... (default 1)")
-    parser.add_argument("--thick-flair", type=float, default=None, metavar="MM",
+    parser.add_argument("--seed", type=_seed, default=0, help="random seed; the same seed gives the same subject (default 0)")
+    parser.add_argument("--spacing", type=_positive, default=1.0, help="voxel size in mm, e.g. 1, 2 or 3 (default 1)")
+    parser.add_argument("--subjects", type=_count, default=1, help="number of subjects, seeds SEED, SEED+1, ... (default 1)")
+    parser.add_argument("--thick-flair", type=_positive, default=None, metavar="MM",
                         help="give the FLAIR thick axial slices of MM mm (e.g. 5); default: same spacing as the others")
-    parser.add_argument("--max-rotation", type=float, default=10.0, metavar="DEG", help="largest misalignment rotation (default 10)")
-    parser.add_argument("--max-translation", type=float, default=10.0, metavar="MM", help="largest misalignment shift (default 10)")
+    parser.add_argument("--max-rotation", type=_non_negative, default=10.0, metavar="DEG", help="largest misalignment rotation (default 10)")
+    parser.add_argument("--max-translation", type=_non_negative, default=10.0, metavar="MM", help="largest misalignment shift (default 10)")
     parser.add_argument("--label-map", type=Path, default=None,
                         help="a whole-head label map with FreeSurfer ids (default: one of the shipped SynthSeg maps, by seed)")
     parser.set_defaults(run=_run_sample_data)
@@ -121,7 +159,7 @@ def _add_register(commands: argparse._SubParsersAction) -> None:
                         "(from $ELASTIX_EXECUTABLE or PATH) in a subprocess")
     parser.add_argument("--fixed-mask", type=Path, default=None, help="mask on the reference grid: only voxels inside count")
     parser.add_argument("--moving-mask", type=Path, nargs="+", default=None, help="one mask per moving volume, on its grid")
-    parser.add_argument("--threads", type=int, default=None, help="elastix threads (default: all cores)")
+    parser.add_argument("--threads", type=_count, default=None, help="elastix threads, 1 or more (default: all cores)")
     parser.add_argument("--verbose", action="store_true", help="print elastix's log")
     parser.set_defaults(run=_run_register)
 
@@ -179,13 +217,13 @@ def _add_prepare(commands: argparse._SubParsersAction) -> None:
                         "on each reference image, keeping its volumes/QC CSVs in DATASTORE/synthseg; or label files to "
                         "import, as a glob pattern in each case's folder (e.g. '*_synthseg.nii.gz'). SynthSeg and "
                         "imported labels are stored as the 'final' label")
-    parser.add_argument("--atlases", type=int, default=5, help="atlases for --labels registration (default 5)")
+    parser.add_argument("--atlases", type=_count, default=5, help="atlases for --labels registration (default 5)")
     parser.add_argument("--synthseg-checkout", type=Path, default=None, metavar="DIR",
                         help="for --labels synthseg: a SynthSeg checkout with its weights in DIR/models, run instead of "
                         "mri_synthseg (default: $ELASTIXMONAILABEL_SYNTHSEG)")
     parser.add_argument("--synthseg-python", default=None, metavar="PYTHON",
                         help="the Python (with TensorFlow) that runs the SynthSeg checkout (default: this one)")
-    parser.add_argument("--workers", type=int, default=1, help="cases prepared in parallel (default 1)")
+    parser.add_argument("--workers", type=_count, default=1, help="cases prepared in parallel (default 1)")
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS|local",
                         help="run the cases on a Dask cluster (scheduler address, e.g. tcp://10.0.0.5:8786, or 'local' for "
                         "a local cluster of --workers processes); its workers must see SRC and --out at the same paths")
@@ -209,13 +247,18 @@ def _run_prepare(args: argparse.Namespace, cancel: CancelToken) -> int:
             atlas_labels=args.atlases if args.labels == "registration" else 0, synthseg=synthseg, workers=args.workers,
             scheduler=args.scheduler, preset=args.preset,
             engine=args.engine, progress=lambda done, total, name: update(done / total, f"{done}/{total} {name}"),
+            cancel=cancel,
         )
     finally:
         bar.close()
-    print(f"done {len(summary['done'])}, skipped {len(summary['skipped'])} (already prepared), failed {len(summary['failed'])}")
+    print(f"done {len(summary['done'])}, skipped {len(summary['skipped'])} (already prepared), failed {len(summary['failed'])}"
+          + (f", cancelled {len(summary['cancelled'])} (a rerun prepares them)" if summary["cancelled"] else ""))
     for case, reason in summary["failed"].items():
         print(f"  failed {case}: {reason}", file=sys.stderr)
     print(f"summary: {args.out / 'prepare_summary.json'}")
+    if cancel.cancelled:
+        print("cancelled by the user", file=sys.stderr)
+        return 130
     return 4 if summary["failed"] else 0
 
 
@@ -244,10 +287,10 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
         "segmentation.png into --out.",
     )
     parser.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default ./demo-output)")
-    parser.add_argument("--seed", type=int, default=5, help="sample subject seed (default 5: a label map no atlas uses)")
-    parser.add_argument("--spacing", type=float, default=1.0, help="voxel size of the sample subject in mm (default 1)")
+    parser.add_argument("--seed", type=_seed, default=5, help="sample subject seed (default 5: a label map no atlas uses)")
+    parser.add_argument("--spacing", type=_positive, default=1.0, help="voxel size of the sample subject in mm (default 1)")
     parser.add_argument("--no-segmentation", action="store_true", help="stop after co-registration (no server needed)")
-    parser.add_argument("--atlases", type=int, default=5, help="atlases the server's atlas_registration model uses (default 5)")
+    parser.add_argument("--atlases", type=_count, default=5, help="atlases the server's atlas_registration model uses (default 5)")
     parser.set_defaults(run=_run_demo)
 
 
@@ -291,6 +334,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args, cancel)
     except CancelledError as error:
         print(f"cancelled: {error}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # a second Ctrl-C while the first one's cancel was being honoured
+        print("interrupted", file=sys.stderr)
         return 130
     except ElastixMonaiLabelError as error:
         if args.events:
