@@ -208,10 +208,12 @@ class ElastixMonaiLabelApp(MONAILabelApp):
             result_file, result_json = task(request)
         except HTTPException:
             raise
-        except Exception as error:  # InputError, a failed registration...: 4xx with the reason; the rest stays a 5xx
+        except Exception as error:  # InputError, a failed registration...: 4xx with the reason; the rest a 500 that says so
             status, message = status_and_message(error)
             if status >= 500:
-                raise
+                logger.error(f"model {model} failed on {image!r}", exc_info=error)
+                first = (str(error).strip().splitlines() or [""])[0][:300]
+                message = f"model {model} failed on this image: {type(error).__name__}: {first} (see the server log)"
             raise HTTPException(status_code=status, detail=message) from error
         label_id = None
         if result_file and os.path.exists(result_file):
