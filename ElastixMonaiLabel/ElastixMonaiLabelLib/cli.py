@@ -238,6 +238,7 @@ def _run_prepare(args: argparse.Namespace, cancel: CancelToken) -> int:
 
     # Checked once, before any work: a missing SynthSeg is the user's setup, not a case's failure.
     synthseg = find_synthseg(args.synthseg_checkout, args.synthseg_python) if args.labels == "synthseg" else None
+    created = not args.out.exists()
     bar, update = _progress(args, "preparing")
     try:
         summary = prepare_dataset(
@@ -249,6 +250,10 @@ def _run_prepare(args: argparse.Namespace, cancel: CancelToken) -> int:
             engine=args.engine, progress=lambda done, total, name: update(done / total, f"{done}/{total} {name}"),
             cancel=cancel,
         )
+    except BaseException:
+        if created and args.out.is_dir() and not any(args.out.iterdir()):
+            args.out.rmdir()  # e.g. an unreachable Dask scheduler: a failed command leaves no empty --out behind
+        raise
     finally:
         bar.close()
     print(f"done {len(summary['done'])}, skipped {len(summary['skipped'])} (already prepared), failed {len(summary['failed'])}"
