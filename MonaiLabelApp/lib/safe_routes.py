@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -56,13 +57,21 @@ def json_object(text: str | None, field: str) -> dict[str, Any]:
     return value
 
 
+def plain_filename(upload: UploadFile, default: str) -> UploadFile:
+    """MONAI Label names its temporary copy after the client's file name (and takes the image id from it
+    when none is given): keep letters, digits, '.', '_' and '-' of its last part only."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", os.path.basename((upload.filename or "").replace("\\", "/")))[:100]
+    upload.filename = name.lstrip(".") or default
+    return upload
+
+
 # -- datastore --------------------------------------------------------------------------------
 
 def add_image(background_tasks: BackgroundTasks, image: Optional[str] = None, params: str = Form("{}"),
               file: UploadFile = File(...), user: User = Depends(RBAC(settings.MONAI_LABEL_AUTH_ROLE_ANNOTATOR))):
     """Upload an image; ``params`` may say ``{"replace": true}`` to replace a different image under the same id."""
     json_object(params, "params")
-    return upstream_datastore.add_image(background_tasks, image, params, file, user.username)
+    return upstream_datastore.add_image(background_tasks, image, params, plain_filename(file, "image.nii.gz"), user.username)
 
 
 def remove_image(id: str, force: bool = False, user: User = Depends(RBAC(settings.MONAI_LABEL_AUTH_ROLE_ADMIN))):
@@ -76,7 +85,8 @@ def save_label(background_tasks: BackgroundTasks, image: str, params: str = Form
                label: UploadFile = File(...), user: User = Depends(RBAC(settings.MONAI_LABEL_AUTH_ROLE_ANNOTATOR))):
     """Save a label (checked against the image; the label it replaces is kept in .history)."""
     json_object(params, "params")
-    return upstream_datastore.save_label(background_tasks, image, params, tag, label, user.username)
+    return upstream_datastore.save_label(background_tasks, image, params, tag, plain_filename(label, "label.nii.gz"),
+                                         user.username)
 
 
 def remove_label(id: str, tag: str, force: bool = False, user: User = Depends(RBAC(settings.MONAI_LABEL_AUTH_ROLE_ADMIN))):
