@@ -59,7 +59,7 @@ class ElastixMonaiLabelApp(MONAILabelApp):
         if self.guard_config.token and settings.MONAI_LABEL_AUTH_ENABLE:
             raise ValueError("--conf auth_token (or $ELASTIXMONAILABEL_TOKEN) and MONAI Label's own authentication "
                              "(MONAI_LABEL_AUTH_ENABLE) both use the Authorization header: choose one")
-        self.volume_limits = VolumeLimits(max_voxels=int(float(conf.get("max_voxels", str(VolumeLimits.max_voxels)))))
+        self.volume_limits = VolumeLimits.from_conf(conf)
         self._guard_installed = False
         # Attributes first: the base constructor builds the infer tasks at once.
         self.atlas_count = int(conf.get("atlases", "5"))

@@ -282,14 +282,13 @@ class SafeDatastore(LocalDatastore):
             checked = check_image_file(staged, self._limits, f"upload for {image_id!r}")
             with FileLock(self._lock_file):
                 obj = self._datastore.objects.get(image_id)
-                # Files this id already names (also another extension, or another case on a case-insensitive disk).
-                current = [p for p in (self._image_path(image_id, e) for e in (".nii.gz", ".nii")) if p.exists()]
-                if obj is not None and not current:
-                    current = [self._image_path(image_id, obj.image.ext)]
-                if current and all(p.exists() for p in current) and any(same_image(p, staged) for p in current):
+                # The files this id names now: either extension (or another case's, on a case-insensitive disk).
+                extensions = {".nii.gz", ".nii", *([obj.image.ext] if obj else [])}
+                current = sorted(p for p in (self._image_path(image_id, e) for e in extensions) if p.exists())
+                if any(same_image(p, staged) for p in current):
                     logger.info(f"image {image_id} uploaded again, unchanged: kept as it is")
                     return image_id
-                if current and any(p.exists() for p in current):
+                if current:
                     labels = sorted(obj.labels) if obj else []
                     if not replace:
                         raise HTTPException(status_code=409, detail=(
@@ -297,11 +296,10 @@ class SafeDatastore(LocalDatastore):
                             + (f" with labels ({', '.join(labels)})" if labels else "")
                             + ": upload it under another id, or send params {\"replace\": true} to replace it (the old "
                               "image and its labels are then moved to .history, not deleted)"))
-                    if obj is not None:
-                        moved = self._archive_image(image_id, obj, f"replaced by a new upload under id {image_id}")
-                        logger.warning(f"image {image_id} replaced on request; moved to history: {', '.join(moved)}")
-                    for path in current:
-                        self._archive(path, {}, f"replaced by a new upload under id {image_id}")
+                    reason = f"replaced by a new upload under id {image_id}"
+                    moved = self._archive_image(image_id, obj, reason) if obj else []
+                    moved += [str(self._archive(p, {}, reason).relative_to(self._root)) for p in current if p.exists()]
+                    logger.warning(f"image {image_id} replaced on request; moved to history: {', '.join(moved)}")
                     self._datastore.objects.pop(image_id, None)
                 os.replace(staged, dest)
                 info.update({"ts": int(datetime.now().timestamp()), "name": dest.name, "shape": list(checked.shape),

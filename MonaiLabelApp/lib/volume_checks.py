@@ -36,6 +36,17 @@ class VolumeLimits:
     max_voxels: int = 2**27  # 512^3 one-channel, or a 1 mm brain with 16+ channels
     max_channels: int = 16
 
+    @classmethod
+    def from_conf(cls, conf: dict[str, str]) -> VolumeLimits:
+        text = conf.get("max_voxels", str(cls.max_voxels))
+        try:
+            voxels = int(float(text))
+        except ValueError:
+            raise ValueError(f"--conf max_voxels: {text!r} is not a number") from None
+        if voxels < 8:
+            raise ValueError(f"--conf max_voxels must be 8 or more, not {voxels}")
+        return cls(max_voxels=voxels)
+
 
 @dataclass(frozen=True)
 class CheckedImage:
