@@ -441,6 +441,7 @@ def test_client_mistakes_get_a_status_and_a_message(server, tmp_path):
         (("PUT", "/datastore/image", {"image": "x" * 300}, {"params": "{}"}, {"file": ("t.nii.gz", server.files["t1"].read_bytes())}),
          400, "is not a valid image id"),
         (("POST", "/infer/no-such-model", {"image": "case-002"}, {"params": "{}"}, None), 404, "unknown model 'no-such-model'"),
+        (("POST", "/train/no-such-model", {}, None, None), 404, "unknown trainer 'no-such-model'; available: segmentation"),
         (("POST", "/infer/wsi_v2/atlas_registration", {"image": "case-002"}, None, None), 404, "not offered by this app"),
         (("GET", "/proxy/dicom/studies", {}, None, None), 404, "not offered by this app"),
     ]

@@ -212,6 +212,7 @@ def _routes_to_replace(prefix: str) -> dict[tuple[str, str], Callable]:
         (f"{prefix}/datastore/label/info", "PUT"): r.update_label_info,
         (f"{prefix}/datastore/updatelabelinfo", "PUT"): r.update_label_info_deprecated,
         (f"{prefix}/infer/{{model}}", "POST"): r.run_inference,
+        (f"{prefix}/train/{{model}}", "POST"): r.run_training,
         (f"{prefix}/model/{{model}}", "PUT"): r.update_model,
     }
 

@@ -27,6 +27,7 @@ from typing import Any, Optional
 from fastapi import BackgroundTasks, Depends, File, Form, HTTPException, UploadFile
 from monailabel.config import settings
 from monailabel.endpoints import datastore as upstream_datastore
+from monailabel.endpoints import train as upstream_train
 from monailabel.endpoints.infer import ResultType, send_response
 from monailabel.endpoints.user.auth import RBAC, User
 from monailabel.interfaces.utils.app import app_instance
@@ -165,6 +166,17 @@ async def run_inference(background_tasks: BackgroundTasks, model: str, image: st
     finally:
         TRUSTED_INPUT.reset(token)
     return send_response(instance.datastore(), result, output, background_tasks)
+
+
+# -- training ---------------------------------------------------------------------------------
+
+def run_training(model: str, params: Optional[dict] = None, run_sync: Optional[bool] = False, enqueue: Optional[bool] = False,
+                 user: User = Depends(RBAC(settings.MONAI_LABEL_AUTH_ROLE_ADMIN))):
+    """Start training a model (an unknown one is 404 now, not a failed task later)."""
+    trainers = app_instance().info()["trainers"]
+    if model not in trainers:
+        raise HTTPException(status_code=404, detail=f"unknown trainer {model!r}; available: {', '.join(trainers)}")
+    return upstream_train.run_model(model, params, run_sync, enqueue)
 
 
 # -- models -----------------------------------------------------------------------------------
