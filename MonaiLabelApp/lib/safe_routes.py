@@ -5,8 +5,10 @@
 - ``POST /infer/{model}`` reads only datastore images (``image`` is an id), a file uploaded with
   the request or a session's file, each checked first; request params cannot override the
   image, the model or a label input.
+- ``POST /train/{model}`` answers 404 for an unknown model at once.
 - ``PUT /model/{model}`` takes weights only when they load strictly into the model's network;
   the previous weights are kept in ``.history``.
+- Upload file names are reduced to plain characters before MONAI Label names files after them.
 
 The handlers keep MONAI Label's parameter names, so its clients work unchanged.
 """
@@ -123,7 +125,7 @@ def _received(upload: UploadFile, background_tasks: BackgroundTasks, limits) -> 
     raw = folder / "upload"
     with raw.open("wb") as stream:
         shutil.copyfileobj(upload.file, stream)
-    checked = check_image_file(raw, limits, f"uploaded file {upload.filename or ''!r}".replace(" ''", ""))
+    checked = check_image_file(raw, limits, f"uploaded file {upload.filename!r}" if upload.filename else "uploaded file")
     path = folder / f"case{checked.suffix}"
     raw.rename(path)
     return path
