@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import re
 import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -321,9 +322,13 @@ def prepare_dataset(
     else:
         for case_id, outcome in _run_in_processes(jobs, workers, cancel):
             record(case_id, outcome)
-    # Cases never started because of a cancel count as cancelled too.
+    # Cases never started because of a cancel count as cancelled too, unless they finished after all
+    # (a running Dask job cannot be interrupted): the marker, written last, tells.
     seen = set(summary["done"]) | set(summary["failed"]) | set(summary["cancelled"])
     summary["cancelled"] += [job[0].case_id for job in jobs if job[0].case_id not in seen]
+    finished_anyway = [c for c in summary["cancelled"] if (out / ".prepare" / f"{c}.json").exists() and (out / f"{c}.nii.gz").exists()]
+    summary["done"] += finished_anyway
+    summary["cancelled"] = [c for c in summary["cancelled"] if c not in finished_anyway]
     summary["done"].sort()
     summary["cancelled"].sort()
     write_text(out / "prepare_summary.json", json.dumps(summary, indent=2) + "\n")
@@ -363,7 +368,17 @@ def _run_on_dask(jobs: list[tuple], scheduler: str, workers: int, cancel: Cancel
     except ImportError as error:
         raise InputError("scheduler", "Dask is not installed: pip install 'dask[distributed]'") from error
     cancel = cancel or CancelToken()
-    cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True) if scheduler == "local" else None
+    cluster = None
+    if scheduler == "local":
+        # Its processes inherit an ignored SIGINT: Ctrl-C is the parent's to handle (it cancels the jobs
+        # and closes the cluster), not a KeyboardInterrupt traceback in every worker.
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        try:
+            cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True)
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, previous)
     try:
         with Client(cluster if cluster is not None else scheduler, timeout="10s") as client:
             futures = {client.submit(_prepare_case_job, job, pure=False): job[0].case_id for job in jobs}
