@@ -137,7 +137,7 @@ def test_client_mistakes_get_4xx_with_a_message(server, tmp_path):
     assert error.value.status == 404
     broken = tmp_path / "broken.nii.gz"
     broken.write_bytes(b"not a nifti file")
-    with pytest.raises(ServerError, match="unreadable case file") as error:
+    with pytest.raises(ServerError, match="broken.nii.gz.*is not a NIfTI file") as error:
         client.infer("atlas_registration", "case-001", tmp_path / "x.nii.gz", file=broken)
     assert error.value.status == 422
     assert not (tmp_path / "x.nii.gz").exists()

@@ -162,7 +162,7 @@ def segment_with_atlases(
         try:
             result = register_modality(fixed, moving, name=atlas.folder.name, preset=preset, engine=engine, threads=threads,
                                        log=log, cancel=cancel)
-        except RegistrationError as error:
+        except (RegistrationError, ValueError) as error:  # ValueError: nothing left to compare (a near-empty image)
             failures.append({"atlas": atlas.folder.name, "reason": _last_error_line(error)})
             continue
         source = itk.imread(str(atlas.source_labels_path), itk.US)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .client import MonaiLabelClient, ServerError
+from .client import TOKEN_ENVIRONMENT_VARIABLE, MonaiLabelClient, ServerError
 from .process import BackgroundProcess
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -63,13 +63,16 @@ class LocalServer:
     def __init__(
         self, studies: str | Path, *, app: str | Path = DEFAULT_APP, python: str | Path = DEFAULT_PYTHON,
         host: str = "127.0.0.1", port: int | None = None, conf: dict[str, str] | None = None, start_timeout: float = 600.0,
-        env: dict[str, str] | None = None,
+        env: dict[str, str] | None = None, token: str | None = None,
     ) -> None:
-        """``env``: variables set for the server on top of this process's environment."""
+        """``env``: variables set for the server on top of this process's environment. ``token``: the access
+        token the server requires and the returned clients send (passed through the environment, not the
+        command line, so that other users' ``ps`` does not show it); default: ``$ELASTIXMONAILABEL_TOKEN``."""
         self.studies, self.app, self.python = Path(studies).resolve(), Path(app).resolve(), Path(python)
         self.host, self.port = host, port or free_port(host)
         self.conf = conf or {}
-        self.env = env or {}
+        self.env = {**(env or {}), **({TOKEN_ENVIRONMENT_VARIABLE: token} if token else {})}
+        self.token = token
         self.start_timeout = start_timeout
         self.process: BackgroundProcess | None = None
         self.log: deque[str] = deque(maxlen=400)
@@ -88,7 +91,7 @@ class LocalServer:
         for key, value in self.conf.items():
             command += ["--conf", key, str(value)]
         self.process = BackgroundProcess(command, cwd=app_dir, env={**os.environ, **self.env} if self.env else None)
-        client = MonaiLabelClient(self.url, timeout=10)
+        client = MonaiLabelClient(self.url, timeout=10, token=self.token)
         deadline = time.time() + self.start_timeout
         while time.time() < deadline:
             self.log.extend(self.process.read_lines())
@@ -97,7 +100,7 @@ class LocalServer:
                 raise ServerError(f"the MONAI Label server exited with code {self.process.poll()}:\n" + "\n".join(list(self.log)[-30:]))
             try:
                 client.info()
-                return MonaiLabelClient(self.url, timeout=600)
+                return MonaiLabelClient(self.url, timeout=600, token=self.token)
             except ServerError:
                 time.sleep(0.5)
         self.stop()
