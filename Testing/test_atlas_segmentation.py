@@ -116,11 +116,15 @@ def test_a_thick_slice_flair_alone(subject, atlases):
 
 def test_an_image_no_atlas_fits_is_refused_with_the_reasons(atlases):
     rng = np.random.default_rng(0)
-    noise = itk.image_from_array(rng.uniform(0, 100, (12, 12, 12)).astype(np.float32))
+    noise = itk.image_from_array(rng.uniform(0, 100, (24, 24, 24)).astype(np.float32))
     noise.SetSpacing((3.0, 3.0, 3.0))
     with pytest.raises(InputError, match="no atlas could be registered onto this image") as refused:
         segment_with_atlases({"t1": noise}, atlases)
     assert "atlas-00" in str(refused.value)
+    small = itk.image_from_array(rng.uniform(0, 100, (12, 12, 12)).astype(np.float32))
+    small.SetSpacing((3.0, 3.0, 3.0))
+    with pytest.raises(InputError, match="covers only 36 x 36 x 36 mm: atlas registration needs the whole brain"):
+        segment_with_atlases({"t1": small}, atlases)
 
 
 def test_an_oblique_header_changes_nothing_but_the_grid(subject, atlases):

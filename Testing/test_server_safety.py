@@ -31,7 +31,7 @@ from ElastixMonaiLabelLib.client import MonaiLabelClient, ServerError
 from ElastixMonaiLabelLib.images import read_volume
 from ElastixMonaiLabelLib.labels import freesurfer_to_values
 from ElastixMonaiLabelLib.multimodal import write_case
-from ElastixMonaiLabelLib.server_process import DEFAULT_APP, DEFAULT_PYTHON, PROJECT_ROOT, LocalServer
+from ElastixMonaiLabelLib.server_process import DEFAULT_APP, DEFAULT_PYTHON, PROJECT_ROOT, RUNTIME_FOLDER, LocalServer
 
 TOKEN = "test-token-" + uuid.uuid4().hex
 ORIGIN = "http://localhost:3000"
@@ -93,11 +93,16 @@ class Server:
         return self.client.datastore()["objects"]
 
 
+def _is_server_runtime(path: Path, folder: Path) -> bool:
+    """The server's own working folder in the datastore (``.server``: MONAI Label's logs, links to the app)."""
+    return path.relative_to(folder).parts[:1] == (RUNTIME_FOLDER,)
+
+
 def _tree(folder: Path, skip: Path | None = None) -> dict[str, tuple[int, str]]:
-    """Every file (and link) under ``folder`` but ``skip``: size and content digest."""
+    """Every file (and link) under ``folder`` but ``skip`` and the server's runtime folder: size and content digest."""
     state = {}
     for path in sorted(folder.rglob("*")):
-        if skip is not None and (path == skip or skip in path.parents):
+        if skip is not None and (path == skip or skip in path.parents) or _is_server_runtime(path, folder):
             continue
         if path.is_symlink() or path.is_file():
             data = path.read_bytes() if path.is_file() else str(path.readlink()).encode()
@@ -588,4 +593,5 @@ def test_fuzzed_ids_tags_and_params_never_give_500_nor_touch_outside(server, out
     _assert_outside_untouched(server, outside_before)
     assert server.files["label"].read_bytes() == label
     for path in server.datastore.rglob("*"):
-        assert path.resolve().is_relative_to(server.datastore.resolve()) or path.name == "linked.nii.gz", path
+        if not _is_server_runtime(path, server.datastore):
+            assert path.resolve().is_relative_to(server.datastore.resolve()) or path.name == "linked.nii.gz", path

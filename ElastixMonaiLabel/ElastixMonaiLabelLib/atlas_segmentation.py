@@ -41,6 +41,9 @@ CONTRASTS = ("t1", "t2", "flair")
 # default model, for generated test subjects.
 DEFAULT_ATLASES = 12
 ATLAS_SPACING_MM = 2.0
+# Atlas registration needs the whole brain in the image: a field of view smaller than this along
+# an axis (mm) is not a brain scan, or not all of one.
+MIN_EXTENT_MM = 40.0
 # A registered atlas whose brain covers less or more than this ratio of its own brain volume
 # on the case has most likely failed (wrong start, folded B-spline).
 PLAUSIBLE_BRAIN_RATIO = (0.5, 2.0)
@@ -143,6 +146,10 @@ def segment_with_atlases(
 
     channel, image = pick_channel(channels, CONTRASTS)
     contrast = channel if channel in CONTRASTS else "t1"
+    extent = np.array(image.GetSpacing()) * np.array(image.GetLargestPossibleRegion().GetSize())
+    if extent.min() < MIN_EXTENT_MM:
+        raise InputError(channel, f"the image covers only {' x '.join(f'{e:g}' for e in extent.round(1))} mm: atlas "
+                                  f"registration needs the whole brain in the field of view")
     try:
         foreground: Foreground = find_foreground(image, skull_stripped)
     except ValueError as error:
