@@ -190,7 +190,7 @@ def segment_with_atlases(
     fused, fusion = fuse_with_intensities(warped_labels, itk.array_view_from_image(case), np.array(case.GetSpacing())[::-1])
     full = paste(fused, foreground.box, tuple(itk.array_view_from_image(image).shape))
     report = {"channel": channel, "atlas_contrast": contrast, "preset": preset, **foreground.describe(),
-              "fusion": "bias-corrected locally weighted voting, refined by a Gaussian intensity model per structure (EM)",
+              "fusion": "bias-corrected atlas votes, refined by a Gaussian intensity model per tissue class (EM)",
               **fusion, "atlases": reports, "failed_atlases": failures}
     return image_from_array(full, image), report
 
