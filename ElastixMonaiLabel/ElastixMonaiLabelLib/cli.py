@@ -353,7 +353,9 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("datastore", type=Path, metavar="DATASTORE", help="folder of cases (e.g. made by 'prepare'; created if needed)")
     parser.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 exposes the server to the network)")
+                        help="address to listen on (default 127.0.0.1: this machine only). 0.0.0.0 exposes the server to the "
+                        "network: then name the machine with --conf allowed_hosts NAME and set a token (see the README's "
+                        "'Security and data safety')")
     parser.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
     parser.add_argument("--conf", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                         help="app setting, repeatable, e.g. --conf atlases 12 --conf max_epochs 50 (see the README)")
@@ -365,7 +367,7 @@ def _run_serve(args: argparse.Namespace, cancel: CancelToken) -> int:
 
     server = LocalServer(args.datastore, host=args.host, port=args.port, conf=dict(args.conf))
     try:
-        server.start()
+        server.start(cancel)
         print(f"serving {server.studies} at {server.url} (Ctrl-C stops it)", flush=True)
         code = server.follow(cancel)
     finally:

@@ -328,7 +328,10 @@ def prepare_dataset(
 
         from .resources import cache_dir
 
-        atlases = build_atlases(cache_dir() / "atlases", count=atlas_labels)  # built once, shared with the server
+        # Built once into this machine's cache, shared with the server; a remote Dask cluster's workers
+        # see only SRC and the datastore, so for them the atlases go into the datastore.
+        remote = scheduler is not None and scheduler != "local"
+        atlases = build_atlases(out / ".prepare" / "atlases" if remote else cache_dir() / "atlases", count=atlas_labels)
     options = {"preset": preset, "engine": engine, "threads": threads, "atlases": atlases, "synthseg": synthseg,
                "register": register}
     jobs = [(case, out, channels, reference, options) for case in todo]

@@ -225,12 +225,14 @@ def _segment_case(
         # In the datastore before the server starts, so that it is listed from the first request.
         shutil.copyfile(case_file, folder / f"{image_id}.nii.gz")
         step(0.3, "starting a local MONAI Label server")
-        with LocalServer(folder, conf={"atlases": str(atlases)}) as client:
+        server = LocalServer(folder, conf={"atlases": str(atlases)})
+        try:
+            client = server.start(cancel)
             _check_model(client.info(), model, "the local server")
-            if cancel:
-                cancel.raise_if_cancelled()
             step(0.4, f"segmenting with {model}")
             return client.infer(model, image_id, out / "labels.nii.gz")
+        finally:
+            server.stop()
     finally:
         if not datastore:
             shutil.rmtree(folder, ignore_errors=True)
