@@ -22,7 +22,7 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from ElastixMonaiLabelLib import slicer_nodes
+from ElastixMonaiLabelSlicer import nodes as slicer_nodes
 from ElastixMonaiLabelLib.array_registration import ENGINE_CHOICES, RegistrationRequest, choose_engine, registration_work
 from ElastixMonaiLabelLib.client import MonaiLabelClient
 from ElastixMonaiLabelLib.consent import ConsentStore
@@ -41,7 +41,7 @@ from ElastixMonaiLabelLib.server_jobs import (
     trainer_for,
 )
 
-# A thin GUI over ElastixMonaiLabelLib (pure Python, tested outside Slicer; slicer_nodes.py: node bookkeeping).
+# A thin GUI over ElastixMonaiLabelLib (pure Python, tested outside Slicer; ElastixMonaiLabelSlicer: node bookkeeping).
 
 #
 # ElastixMonaiLabel

@@ -94,7 +94,7 @@ def test_the_box_keeps_the_subject_and_drops_the_neck(subject):
 def test_a_whole_head_t1(subject, atlases):
     labels, report = segment_with_atlases({"t1": read_volume(subject.path("t1"))}, atlases)
     assert not report["skull_stripped"] and report["failed_atlases"] == []
-    assert mean_dice(labels, itk.imread(str(subject.labels))) > 0.65
+    assert mean_dice(labels, itk.imread(str(subject.labels))) > 0.68  # measured 0.72
 
 
 def test_a_skull_stripped_t1(subject, atlases):
@@ -102,7 +102,7 @@ def test_a_skull_stripped_t1(subject, atlases):
     # moving image buffer") and gave an HTTP 500: the atlases are now stripped the same way.
     labels, report = segment_with_atlases({"t1": skull_stripped(subject)}, atlases)
     assert report["skull_stripped"] and report["failed_atlases"] == []
-    assert mean_dice(labels, itk.imread(str(subject.labels))) > 0.65
+    assert mean_dice(labels, itk.imread(str(subject.labels))) > 0.71  # measured 0.75
 
 
 def test_a_thick_slice_flair_alone(subject, atlases):
@@ -111,13 +111,50 @@ def test_a_thick_slice_flair_alone(subject, atlases):
     assert report["atlas_contrast"] == "flair" and tuple(labels.GetSpacing()) == tuple(flair.GetSpacing())
     # The FLAIR was moved by a known rigid motion: its truth is the labels moved the same way.
     truth = resample(itk.imread(str(subject.labels)), itk_affine(np.linalg.inv(subject.truth("flair"))), flair, "nearest")
-    assert mean_dice(labels, truth) > 0.55
+    assert mean_dice(labels, truth) > 0.56  # measured 0.60
 
 
 def test_an_image_no_atlas_fits_is_refused_with_the_reasons(atlases):
     rng = np.random.default_rng(0)
-    noise = itk.image_from_array(rng.uniform(0, 100, (12, 12, 12)).astype(np.float32))
+    noise = itk.image_from_array(rng.uniform(0, 100, (24, 24, 24)).astype(np.float32))
     noise.SetSpacing((3.0, 3.0, 3.0))
     with pytest.raises(InputError, match="no atlas could be registered onto this image") as refused:
         segment_with_atlases({"t1": noise}, atlases)
     assert "atlas-00" in str(refused.value)
+    small = itk.image_from_array(rng.uniform(0, 100, (12, 12, 12)).astype(np.float32))
+    small.SetSpacing((3.0, 3.0, 3.0))
+    with pytest.raises(InputError, match="covers only 36 x 36 x 36 mm: atlas registration needs the whole brain"):
+        segment_with_atlases({"t1": small}, atlases)
+
+
+def test_an_oblique_header_changes_nothing_but_the_grid(subject, atlases):
+    # The same voxels under a header tilted by 20 degrees (as an oblique acquisition is stored): the labels
+    # must follow the anatomy into the tilted space.
+    from ElastixMonaiLabelLib.sampledata import rotation_matrix
+
+    t1 = read_volume(subject.path("t1"))
+    truth = itk.imread(str(subject.labels))
+    tilt = rotation_matrix(np.radians(20.0) * np.array([0.6, 0.0, 0.8]))
+    for image in (t1, truth):
+        image.SetDirection(itk.matrix_from_array(np.ascontiguousarray(tilt @ np.array(image.GetDirection()).reshape(3, 3))))
+        image.SetOrigin((tilt @ np.array(image.GetOrigin())).tolist())
+    labels, report = segment_with_atlases({"t1": t1}, atlases)
+    assert report["failed_atlases"] == [] and np.allclose(np.array(labels.GetDirection()), np.array(t1.GetDirection()))
+    assert mean_dice(labels, truth) > 0.68
+
+
+def test_a_tumour_gets_the_tissue_labels_around_it(subject, atlases):
+    # A 30 mm "glioma" (brighter than anything in the brain) inside the white matter: no crash, and its
+    # voxels are labelled as brain structures, as SynthSeg labels them, not left as background.
+    t1 = read_volume(subject.path("t1"))
+    array = itk.array_from_image(t1)
+    truth = itk.array_from_image(itk.imread(str(subject.labels)))
+    centre = np.argwhere(np.isin(truth, (2, 41))).mean(axis=0)  # inside the cerebral white matter
+    grid = np.indices(array.shape)
+    spacing = np.array(t1.GetSpacing())[::-1]
+    tumour = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, centre, spacing)) <= 15.0**2
+    array[tumour] = 1.6 * np.percentile(array, 99)
+    labels, report = segment_with_atlases({"t1": image_from_array(array, t1)}, atlases)
+    inside = itk.array_from_image(labels)[tumour & np.isin(truth, list(range(1, 100)))]
+    assert (inside > 0).mean() > 0.9
+

@@ -1,6 +1,7 @@
 """Label fusion of warped atlases: votes, votes refined by the case's own intensities, the bias field."""
 
 import numpy as np
+import pytest
 
 from ElastixMonaiLabelLib.label_fusion import estimate_bias, fuse_labels, fuse_with_intensities, tissue_classes
 
@@ -11,12 +12,9 @@ def two_tissues(boundary: int, shape=(4, 4, 40), first: int = 3, second: int = 2
     return labels
 
 
-def test_votes_follow_the_weights():
+def test_votes_follow_the_majority():
     atlases = [two_tissues(10), two_tissues(20), two_tissues(20)]
-    equal = [np.ones(atlases[0].shape, np.float32)] * 3
-    assert (fuse_labels(atlases, equal) == two_tissues(20)).all()  # the majority
-    trusted_first = [np.full(atlases[0].shape, w, np.float32) for w in (3.0, 1.0, 1.0)]
-    assert (fuse_labels(atlases, trusted_first) == two_tissues(10)).all()
+    assert (fuse_labels(atlases) == two_tissues(20)).all()
 
 
 def test_intensities_decide_where_atlases_disagree():
@@ -25,9 +23,8 @@ def test_intensities_decide_where_atlases_disagree():
     image = np.where(truth == 3, 1.0, 0.4) + rng.normal(0, 0.05, truth.shape)
     # Three registrations that all missed the true boundary, in both directions.
     atlases = [two_tissues(12), two_tissues(19), two_tissues(21)]
-    weights = [np.ones(truth.shape, np.float32)] * 3
-    voted = fuse_labels(atlases, weights)
-    refined = fuse_labels(atlases, weights, image)
+    voted = fuse_labels(atlases)
+    refined = fuse_labels(atlases, image)
     assert (voted != truth).sum() == 3 * 16  # the majority puts the boundary at 19
     assert (refined != truth).sum() <= 2  # the contrast puts it back at 16
     # Where every atlas agrees, a label no atlas proposes is never chosen.
@@ -39,8 +36,7 @@ def test_a_prior_of_one_atlas_is_kept_where_intensities_say_nothing():
     truth = two_tissues(16)
     flat = np.full(truth.shape, 0.5, np.float32)  # no contrast between the tissues
     atlases = [two_tissues(12), two_tissues(20), two_tissues(20)]
-    weights = [np.ones(truth.shape, np.float32)] * 3
-    assert (fuse_labels(atlases, weights, flat) == fuse_labels(atlases, weights)).all()
+    assert (fuse_labels(atlases, flat) == fuse_labels(atlases)).all()
 
 
 def test_structures_of_one_tissue_class_are_left_to_the_atlases():
@@ -52,7 +48,7 @@ def test_structures_of_one_tissue_class_are_left_to_the_atlases():
     truth = two_tissues(16, first=14)
     image = np.where(truth == 14, 0.7, 0.5) + rng.normal(0, 0.02, truth.shape)
     atlases = [two_tissues(12, first=14), two_tissues(19, first=14), two_tissues(21, first=14)]
-    assert (fuse_labels(atlases, None, image) == fuse_labels(atlases)).all()
+    assert (fuse_labels(atlases, image) == fuse_labels(atlases)).all()
 
 
 def test_the_bias_field_of_a_case_is_found_and_removed():
@@ -73,3 +69,10 @@ def test_the_bias_field_of_a_case_is_found_and_removed():
     # The whole fusion: atlases that agree on this case give its labels back, and say how much they agree.
     fused, report = fuse_with_intensities([labels, labels.copy()], image, (2.0, 2.0, 2.0))
     assert (fused == labels).all() and report["atlas_agreement"] == 1.0
+
+
+def test_atlas_agreement_is_the_mean_share_of_the_majority():
+    one, other = two_tissues(10), two_tissues(30)
+    # Voxels 10-29 along the last axis: 2 of 3 atlases agree; elsewhere all 3.
+    report = fuse_with_intensities([one, other, other], np.where(other == 3, 1.0, 0.4).astype(np.float32), (1.0, 1.0, 1.0))[1]
+    assert report["atlas_agreement"] == pytest.approx((20 * 2 / 3 + 20) / 40, abs=1e-4)

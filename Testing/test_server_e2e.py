@@ -137,7 +137,7 @@ def test_client_mistakes_get_4xx_with_a_message(server, tmp_path):
     assert error.value.status == 404
     broken = tmp_path / "broken.nii.gz"
     broken.write_bytes(b"not a nifti file")
-    with pytest.raises(ServerError, match="unreadable case file") as error:
+    with pytest.raises(ServerError, match="broken.nii.gz.*is not a NIfTI file") as error:
         client.infer("atlas_registration", "case-001", tmp_path / "x.nii.gz", file=broken)
     assert error.value.status == 422
     assert not (tmp_path / "x.nii.gz").exists()
@@ -149,10 +149,9 @@ def test_a_case_no_atlas_can_register_is_refused_with_422_and_the_reasons(server
     _, client, _ = server
     rng = np.random.default_rng(0)
     noise = tmp_path / "noise.nii.gz"
-    nibabel.save(nibabel.Nifti1Image(rng.uniform(0, 100, (12, 12, 12)).astype(np.float32), np.diag([3.0, 3.0, 3.0, 1.0])), str(noise))
-    client.upload_image(noise, "not-a-brain")
+    nibabel.save(nibabel.Nifti1Image(rng.uniform(0, 100, (24, 24, 24)).astype(np.float32), np.diag([3.0, 3.0, 3.0, 1.0])), str(noise))
     with pytest.raises(ServerError, match="no atlas could be registered onto this image") as refused:
-        client.infer("atlas_registration", "not-a-brain", tmp_path / "x.nii.gz")
+        client.infer("atlas_registration", "not-a-brain", tmp_path / "x.nii.gz", file=noise)
     assert refused.value.status == 422 and "atlas-00" in str(refused.value)
 
 

@@ -15,7 +15,7 @@ import slicer_rules as rules
 ROOT = Path(__file__).resolve().parents[1]
 MODULE = ROOT / "ElastixMonaiLabel"
 MODULE_SOURCE = (MODULE / "ElastixMonaiLabel.py").read_text()
-LAYER_SOURCE = (MODULE / "ElastixMonaiLabelLib" / "slicer_nodes.py").read_text()
+LAYER_SOURCE = (MODULE / "ElastixMonaiLabelSlicer" / "nodes.py").read_text()
 UI_TEXT = (MODULE / "Resources" / "UI" / "ElastixMonaiLabel.ui").read_text()
 
 

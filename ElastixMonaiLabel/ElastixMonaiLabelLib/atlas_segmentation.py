@@ -6,8 +6,8 @@ a skull-stripped brain is matched with atlases stripped the same way, a whole he
 below the brain stem (no neck), and both are cropped to the subject. Each atlas image of
 the contrast that the case has is registered onto the case with elastix, its 1 mm labels
 are warped with nearest-neighbour interpolation onto the case's grid, and the labels are
-fused with the case's own intensities (:mod:`.label_fusion`: bias field, locally weighted
-voting, a Gaussian intensity model per structure). An atlas that elastix cannot register,
+fused with the case's own intensities (:mod:`.label_fusion`: a bias field, then the votes as
+the prior of a Gaussian intensity model per tissue class). An atlas that elastix cannot register,
 or whose result is implausible, is left out of the vote and the report says why; when no
 atlas succeeds the case is refused with the reasons. The result holds contiguous values
 1..32 of the label table (0: background) on the case's grid.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,9 @@ CONTRASTS = ("t1", "t2", "flair")
 # default model, for generated test subjects.
 DEFAULT_ATLASES = 12
 ATLAS_SPACING_MM = 2.0
+# Atlas registration needs the whole brain in the image: a field of view smaller than this along
+# an axis (mm) is not a brain scan, or not all of one.
+MIN_EXTENT_MM = 40.0
 # A registered atlas whose brain covers less or more than this ratio of its own brain volume
 # on the case has most likely failed (wrong start, folded B-spline).
 PLAUSIBLE_BRAIN_RATIO = (0.5, 2.0)
@@ -103,6 +107,16 @@ def _at_least(image: Any, spacing_mm: float) -> Any:
     return itk.resample_image_filter(smooth_to_match(image, grid), use_reference_image=True, reference_image=grid)
 
 
+@lru_cache(maxsize=32)
+def _brain_ml(label_map: Path) -> float:
+    """Volume of the 32 structures in a label map (ml); read once per map."""
+    import itk
+
+    labels = itk.imread(str(label_map), itk.US)
+    return float(np.count_nonzero(freesurfer_to_values(itk.array_view_from_image(labels)))) * (
+        float(np.prod(labels.GetSpacing())) / 1000.0)
+
+
 def _plausibility(warped: np.ndarray, atlas_brain_ml: float, voxel_ml: float) -> str | None:
     ratio = float(np.count_nonzero(warped)) * voxel_ml / atlas_brain_ml
     low, high = PLAUSIBLE_BRAIN_RATIO
@@ -132,6 +146,10 @@ def segment_with_atlases(
 
     channel, image = pick_channel(channels, CONTRASTS)
     contrast = channel if channel in CONTRASTS else "t1"
+    extent = np.array(image.GetSpacing()) * np.array(image.GetLargestPossibleRegion().GetSize())
+    if extent.min() < MIN_EXTENT_MM:
+        raise InputError(channel, f"the image covers only {' x '.join(f'{e:g}' for e in extent.round(1))} mm: atlas "
+                                  f"registration needs the whole brain in the field of view")
     try:
         foreground: Foreground = find_foreground(image, skull_stripped)
     except ValueError as error:
@@ -151,14 +169,12 @@ def segment_with_atlases(
         try:
             result = register_modality(fixed, moving, name=atlas.folder.name, preset=preset, engine=engine, threads=threads,
                                        log=log, cancel=cancel)
-        except RegistrationError as error:
+        except (RegistrationError, ValueError) as error:  # ValueError: nothing left to compare (a near-empty image)
             failures.append({"atlas": atlas.folder.name, "reason": _last_error_line(error)})
             continue
         source = itk.imread(str(atlas.source_labels_path), itk.US)
         warped = freesurfer_to_values(itk.array_view_from_image(warp_labels(source, result.transform, case)))
-        atlas_brain_ml = float(np.count_nonzero(freesurfer_to_values(itk.array_view_from_image(source)))) * (
-            float(np.prod(source.GetSpacing())) / 1000.0)
-        problem = _plausibility(warped, atlas_brain_ml, voxel_ml)
+        problem = _plausibility(warped, _brain_ml(atlas.source_labels_path), voxel_ml)
         if problem:
             failures.append({"atlas": atlas.folder.name, "reason": problem})
             continue
@@ -174,7 +190,7 @@ def segment_with_atlases(
     fused, fusion = fuse_with_intensities(warped_labels, itk.array_view_from_image(case), np.array(case.GetSpacing())[::-1])
     full = paste(fused, foreground.box, tuple(itk.array_view_from_image(image).shape))
     report = {"channel": channel, "atlas_contrast": contrast, "preset": preset, **foreground.describe(),
-              "fusion": "bias-corrected locally weighted voting, refined by a Gaussian intensity model per structure (EM)",
+              "fusion": "bias-corrected atlas votes, refined by a Gaussian intensity model per tissue class (EM)",
               **fusion, "atlases": reports, "failed_atlases": failures}
     return image_from_array(full, image), report
 

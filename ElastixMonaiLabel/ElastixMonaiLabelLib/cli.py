@@ -57,6 +57,51 @@ def _progress(args: argparse.Namespace, description: str):
     return _progress_bar(description)
 
 
+def _whole(minimum: int):
+    """argparse type: a whole number >= ``minimum`` (threads, workers, atlases, subjects: 1; seeds: 0)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, not {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more, not {value}")
+        return value
+
+    return parse
+
+
+_count = _whole(1)
+_seed = _whole(0)
+
+
+def _port(text: str) -> int:
+    value = _count(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number, 1-65535, not {value}")
+    return value
+
+
+def _number(minimum: float, inclusive: bool):
+    """argparse type: a finite number above ``minimum`` (or equal to it when ``inclusive``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
+        if value != value or value in (float("inf"), float("-inf")) or value < minimum or (value == minimum and not inclusive):
+            raise argparse.ArgumentTypeError(f"must be {'>=' if inclusive else '>'} {minimum:g}, not {text}")
+        return value
+
+    return parse
+
+
+_positive = _number(0.0, inclusive=False)
+_non_negative = _number(0.0, inclusive=True)
+
+
 def _add_sample_data(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "sample-data",
@@ -67,13 +112,13 @@ def _add_sample_data(commands: argparse._SubParsersAction) -> None:
         "subject.json (seed, transforms, spacing).",
     )
     parser.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same subject (default 0)")
-    parser.add_argument("--spacing", type=float, default=1.0, help="voxel size in mm, e.g. 1, 2 or 3 (default 1)")
-    parser.add_argument("--subjects", type=int, default=1, help="number of subjects, seeds SEED, SEED+1, ... (default 1)")
-    parser.add_argument("--thick-flair", type=float, default=None, metavar="MM",
+    parser.add_argument("--seed", type=_seed, default=0, help="random seed; the same seed gives the same subject (default 0)")
+    parser.add_argument("--spacing", type=_positive, default=1.0, help="voxel size in mm, e.g. 1, 2 or 3 (default 1)")
+    parser.add_argument("--subjects", type=_count, default=1, help="number of subjects, seeds SEED, SEED+1, ... (default 1)")
+    parser.add_argument("--thick-flair", type=_positive, default=None, metavar="MM",
                         help="give the FLAIR thick axial slices of MM mm (e.g. 5); default: same spacing as the others")
-    parser.add_argument("--max-rotation", type=float, default=10.0, metavar="DEG", help="largest misalignment rotation (default 10)")
-    parser.add_argument("--max-translation", type=float, default=10.0, metavar="MM", help="largest misalignment shift (default 10)")
+    parser.add_argument("--max-rotation", type=_non_negative, default=10.0, metavar="DEG", help="largest misalignment rotation (default 10)")
+    parser.add_argument("--max-translation", type=_non_negative, default=10.0, metavar="MM", help="largest misalignment shift (default 10)")
     parser.add_argument("--label-map", type=Path, default=None,
                         help="a whole-head label map with FreeSurfer ids (default: one of the shipped SynthSeg maps, by seed)")
     parser.set_defaults(run=_run_sample_data)
@@ -123,7 +168,7 @@ def _add_register(commands: argparse._SubParsersAction) -> None:
                         "(from $ELASTIX_EXECUTABLE or PATH) in a subprocess")
     parser.add_argument("--fixed-mask", type=Path, default=None, help="mask on the reference grid: only voxels inside count")
     parser.add_argument("--moving-mask", type=Path, nargs="+", default=None, help="one mask per moving volume, on its grid")
-    parser.add_argument("--threads", type=int, default=None, help="elastix threads (default: all cores)")
+    parser.add_argument("--threads", type=_count, default=None, help="elastix threads, 1 or more (default: all cores)")
     parser.add_argument("--verbose", action="store_true", help="print elastix's log")
     parser.set_defaults(run=_run_register)
 
@@ -181,14 +226,14 @@ def _add_prepare(commands: argparse._SubParsersAction) -> None:
                         "on each reference image, keeping its volumes/QC CSVs in DATASTORE/synthseg; or label files to "
                         "import, as a glob pattern in each case's folder (e.g. '*_synthseg.nii.gz'). SynthSeg and "
                         "imported labels are stored as the 'final' label")
-    parser.add_argument("--atlases", type=int, default=DEFAULT_ATLASES,
+    parser.add_argument("--atlases", type=_count, default=DEFAULT_ATLASES,
                         help=f"atlases for --labels registration (default {DEFAULT_ATLASES})")
     parser.add_argument("--synthseg-checkout", type=Path, default=None, metavar="DIR",
                         help="for --labels synthseg: a SynthSeg checkout with its weights in DIR/models, run instead of "
                         "mri_synthseg (default: $ELASTIXMONAILABEL_SYNTHSEG)")
     parser.add_argument("--synthseg-python", default=None, metavar="PYTHON",
                         help="the Python (with TensorFlow) that runs the SynthSeg checkout (default: this one)")
-    parser.add_argument("--workers", type=int, default=1, help="cases prepared in parallel (default 1)")
+    parser.add_argument("--workers", type=_count, default=1, help="cases prepared in parallel (default 1)")
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS|local",
                         help="run the cases on a Dask cluster (scheduler address, e.g. tcp://10.0.0.5:8786, or 'local' for "
                         "a local cluster of --workers processes); its workers must see SRC and --out at the same paths")
@@ -207,6 +252,7 @@ def _run_prepare(args: argparse.Namespace, cancel: CancelToken) -> int:
 
     # Checked once, before any work: a missing SynthSeg is the user's setup, not a case's failure.
     synthseg = find_synthseg(args.synthseg_checkout, args.synthseg_python) if args.labels == "synthseg" else None
+    created = not args.out.exists()
     bar, update = _progress(args, "preparing")
     try:
         summary = prepare_dataset(
@@ -216,15 +262,23 @@ def _run_prepare(args: argparse.Namespace, cancel: CancelToken) -> int:
             atlas_labels=args.atlases if args.labels == "registration" else 0, synthseg=synthseg, workers=args.workers,
             scheduler=args.scheduler, preset=args.preset,
             engine=args.engine, register=True if args.register else None,
-            progress=lambda done, total, name: update(done / total, f"{done}/{total} {name}"),
+            progress=lambda done, total, name: update(done / total, f"{done}/{total} {name}"), cancel=cancel,
         )
+    except BaseException:
+        if created and args.out.is_dir() and not any(args.out.iterdir()):
+            args.out.rmdir()  # e.g. an unreachable Dask scheduler: a failed command leaves no empty --out behind
+        raise
     finally:
         bar.close()
     print(f"modalities {summary['registration']}")
-    print(f"done {len(summary['done'])}, skipped {len(summary['skipped'])} (already prepared), failed {len(summary['failed'])}")
+    print(f"done {len(summary['done'])}, skipped {len(summary['skipped'])} (already prepared), failed {len(summary['failed'])}"
+          + (f", cancelled {len(summary['cancelled'])} (a rerun prepares them)" if summary["cancelled"] else ""))
     for case, reason in summary["failed"].items():
         print(f"  failed {case}: {reason}", file=sys.stderr)
     print(f"summary: {args.out / 'prepare_summary.json'}")
+    if cancel.cancelled:
+        print("cancelled by the user", file=sys.stderr)
+        return 130
     return 4 if summary["failed"] else 0
 
 
@@ -259,11 +313,11 @@ def _add_segment(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--datastore", type=Path, default=None, metavar="DIR",
                         help="for the local server: serve this datastore (e.g. one whose segmentation model you trained; "
                         "the case is added to it). Default: a temporary one, removed at the end")
-    parser.add_argument("--atlases", type=int, default=DEFAULT_ATLASES,
+    parser.add_argument("--atlases", type=_count, default=DEFAULT_ATLASES,
                         help=f"atlases of the local server's atlas_registration model (default {DEFAULT_ATLASES})")
     parser.add_argument("--preset", default=None, help="co-registration preset (default brain-rigid)")
     parser.add_argument("--engine", choices=("itk", "executable"), default="itk", help="elastix engine (default itk)")
-    parser.add_argument("--threads", type=int, default=None, help="elastix threads for co-registration (default: all cores)")
+    parser.add_argument("--threads", type=_count, default=None, help="elastix threads for co-registration (default: all cores)")
     parser.set_defaults(run=_run_segment)
 
 
@@ -299,8 +353,10 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("datastore", type=Path, metavar="DATASTORE", help="folder of cases (e.g. made by 'prepare'; created if needed)")
     parser.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 exposes the server to the network)")
-    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+                        help="address to listen on (default 127.0.0.1: this machine only). 0.0.0.0 exposes the server to the "
+                        "network: then name the machine with --conf allowed_hosts NAME and set a token (see the README's "
+                        "'Security and data safety')")
+    parser.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
     parser.add_argument("--conf", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                         help="app setting, repeatable, e.g. --conf atlases 12 --conf max_epochs 50 (see the README)")
     parser.set_defaults(run=_run_serve)
@@ -309,11 +365,9 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
 def _run_serve(args: argparse.Namespace, cancel: CancelToken) -> int:
     from .server_process import LocalServer
 
-    if not 0 < args.port < 65536:
-        raise ElastixMonaiLabelError(f"--port must be between 1 and 65535, not {args.port}")
     server = LocalServer(args.datastore, host=args.host, port=args.port, conf=dict(args.conf))
     try:
-        server.start()
+        server.start(cancel)
         print(f"serving {server.studies} at {server.url} (Ctrl-C stops it)", flush=True)
         code = server.follow(cancel)
     finally:
@@ -349,11 +403,11 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
         "segmentation.png into --out.",
     )
     parser.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default ./demo-output)")
-    parser.add_argument("--seed", type=int, default=DEMO_SEED,
+    parser.add_argument("--seed", type=_seed, default=DEMO_SEED,
                         help=f"sample subject seed (default {DEMO_SEED}: a label map no atlas is made from)")
-    parser.add_argument("--spacing", type=float, default=1.0, help="voxel size of the sample subject in mm (default 1)")
+    parser.add_argument("--spacing", type=_positive, default=1.0, help="voxel size of the sample subject in mm (default 1)")
     parser.add_argument("--no-segmentation", action="store_true", help="stop after co-registration (no server needed)")
-    parser.add_argument("--atlases", type=int, default=DEFAULT_ATLASES,
+    parser.add_argument("--atlases", type=_count, default=DEFAULT_ATLASES,
                         help=f"atlases the server's atlas_registration model uses (default {DEFAULT_ATLASES})")
     parser.set_defaults(run=_run_demo)
 
@@ -400,6 +454,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args, cancel)
     except CancelledError as error:
         print(f"cancelled: {error}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # a second Ctrl-C while the first one's cancel was being honoured
+        print("interrupted", file=sys.stderr)
         return 130
     except ElastixMonaiLabelError as error:
         if args.events:

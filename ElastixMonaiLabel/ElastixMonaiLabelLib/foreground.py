@@ -47,8 +47,9 @@ class Foreground:
         }
 
 
-def _strides(spacing_kji: np.ndarray) -> tuple[int, ...]:
-    return tuple(max(1, int(COARSE_MM // s)) for s in spacing_kji)
+def _strides(spacing_kji: np.ndarray, shape: tuple[int, ...]) -> tuple[int, ...]:
+    # Coarse enough to be quick, fine enough to keep at least 16 voxels along every axis.
+    return tuple(max(1, min(int(COARSE_MM // s), n // 16)) for s, n in zip(spacing_kji, shape))
 
 
 def object_mask(array: np.ndarray, threshold: float) -> np.ndarray:
@@ -75,7 +76,7 @@ def find_foreground(image: Any, skull_stripped: bool | None = None) -> Foregroun
 
     array = itk.array_view_from_image(image)
     spacing = np.array(image.GetSpacing())[::-1]
-    strides = _strides(spacing)
+    strides = _strides(spacing, array.shape)
     coarse = np.asarray(array[:: strides[0], :: strides[1], :: strides[2]], dtype=np.float32)
     coarse_spacing = spacing * np.array(strides)
     voxel_ml = float(np.prod(coarse_spacing)) / 1000.0

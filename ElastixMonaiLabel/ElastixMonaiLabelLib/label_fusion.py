@@ -52,11 +52,11 @@ def tissue_classes() -> np.ndarray:
     return table
 
 
-def _moments(labels: np.ndarray, values: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _moments(labels: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and variance of ``values`` per label value (0..32)."""
-    mass = np.bincount(labels, weights, LABEL_COUNT)
-    first = np.bincount(labels, values if weights is None else weights * values, LABEL_COUNT)
-    second = np.bincount(labels, values**2 if weights is None else weights * values**2, LABEL_COUNT)
+    mass = np.bincount(labels, None, LABEL_COUNT)
+    first = np.bincount(labels, values, LABEL_COUNT)
+    second = np.bincount(labels, values**2, LABEL_COUNT)
     mean = first / np.maximum(mass, 1e-6)
     variance = np.maximum(second / np.maximum(mass, 1e-6) - mean**2, 1e-6)
     return mean, variance
@@ -107,12 +107,12 @@ def estimate_bias(
 
 
 def fuse_labels(
-    labels: Sequence[np.ndarray], weights: Sequence[np.ndarray] | None = None, intensities: np.ndarray | None = None,
+    labels: Sequence[np.ndarray], intensities: np.ndarray | None = None,
     *, classes: np.ndarray | None = None, iterations: int = EM_ITERATIONS,
 ) -> np.ndarray:
-    """One label per voxel (uint8) from K warped atlas label maps (and optional voting weights).
+    """One label per voxel (uint8) from K warped atlas label maps.
 
-    Without ``intensities``: (weighted) voting. With them (bias-corrected, about 0..1): the
+    Without ``intensities``: majority voting. With them (bias-corrected, about 0..1): the
     normalised votes are the prior P(label) of an EM fit of one Gaussian per tissue class
     (``classes``: class of each label value; default :func:`tissue_classes`) to the
     intensities, and each voxel takes the label of highest P(label) * N(intensity; class).
@@ -127,16 +127,10 @@ def fuse_labels(
         disputed |= np.asarray(label, dtype=np.uint8).ravel() != first
     fused = first.copy()
     candidates = np.stack([np.asarray(label, dtype=np.uint8).ravel()[disputed] for label in labels])
-    if weights is None:
-        weight = np.ones(candidates.shape, dtype=np.float32)
-    else:
-        weight = np.stack([np.asarray(w, dtype=np.float32).ravel()[disputed] for w in weights])
     agree = [candidates == candidates[k] for k in range(len(labels))]
-    # Each candidate's label: its summed weight (prior) and how many atlases propose it.
-    votes = np.stack([np.where(same, weight, 0.0).sum(axis=0) for same in agree])
+    # Each candidate's label: how many atlases propose it, as a share of all (the prior).
     copies = np.stack([same.sum(axis=0) for same in agree]).astype(np.float32)
-    total = weight.sum(axis=0)
-    prior = votes / np.where(total > 0, total, 1.0)
+    prior = copies / len(labels)
     score = prior
     if intensities is not None:
         tissue = tissue_classes() if classes is None else np.asarray(classes, dtype=np.int64)
@@ -161,6 +155,18 @@ def fuse_labels(
     return fused.reshape(shape)
 
 
+def atlas_consensus(labels: Sequence[np.ndarray], disputed: np.ndarray, settled: int = 0) -> float:
+    """Mean share of the atlases voting for the most voted label, over the ``disputed`` voxels and
+    ``settled`` more where all agree (share 1). About 0.7 on real scans that segment well (12 atlases);
+    much lower means the atlases do not agree on this case (look at it)."""
+    candidates = np.stack([np.asarray(label)[disputed] for label in labels])
+    best = np.zeros(candidates.shape[1], dtype=np.int32)
+    for candidate in candidates:
+        best = np.maximum(best, (candidates == candidate).sum(axis=0))
+    total = candidates.shape[1] + settled
+    return float((best.sum() / len(labels) + settled) / total) if total else 1.0
+
+
 def fuse_with_intensities(
     labels: Sequence[np.ndarray], intensities: np.ndarray, spacing_mm: Sequence[float],
 ) -> tuple[np.ndarray, dict]:
@@ -169,20 +175,20 @@ def fuse_with_intensities(
     agree = np.ones(stack[0].shape, dtype=bool)
     for label in stack[1:]:
         agree &= label == stack[0]
+    brain = np.logical_or.reduce([label > 0 for label in stack])
     trusted = agree & (stack[0] > 0)
+    agreement = round(atlas_consensus(stack, brain & ~agree, settled=int(np.count_nonzero(trusted))), 4)
+    if not trusted.any():  # no voxel of brain all atlases agree on: nothing to learn intensities from
+        return fuse_labels(stack), {"atlas_agreement": agreement, "bias_field_range": None}
     values = np.asarray(intensities, dtype=np.float32)
-    if not trusted.any():
-        return fuse_labels(stack), {"agreement": 0.0, "bias_field_range": None}
     field = estimate_bias(values, stack[0], trusted, spacing_mm)
     corrected = values / field
     # Scale-free: the trusted brain's robust range maps to 0..1.
     lo, hi = np.percentile(corrected[trusted], [1, 99])
     corrected = (corrected - lo) / (hi - lo if hi > lo else 1.0)
-    fused = fuse_labels(stack, None, corrected)
-    brain = np.logical_or.reduce([label > 0 for label in stack])
+    fused = fuse_labels(stack, corrected)
     report = {
-        # Share of the voxels some atlas calls brain on which all atlases agree: low means the atlases disagree.
-        "atlas_agreement": round(float(agree[brain].mean()), 4),
+        "atlas_agreement": agreement,
         "bias_field_range": [round(float(v), 3) for v in np.percentile(field[trusted], [1, 99])],
     }
     return fused, report

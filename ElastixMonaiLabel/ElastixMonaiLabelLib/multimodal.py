@@ -82,9 +82,11 @@ def case_id(name: str, path: str | Path) -> str:
     """
     import hashlib
 
+    from .datastore_names import check_image_id
+
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:10]
-    readable = re.sub(r"[^A-Za-z0-9_\-]+", "-", name).strip("-")[:40] or "case"
-    return f"{readable}-{digest}"
+    readable = re.sub(r"[^A-Za-z0-9_\-]+", "-", name).strip("-_")[:40] or "case"
+    return check_image_id(f"{readable}-{digest}")  # the datastore's id rule, as the server checks it
 
 
 def write_case(channels: Mapping[str, Any], path: str | Path) -> Path:

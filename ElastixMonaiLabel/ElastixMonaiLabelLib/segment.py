@@ -37,6 +37,8 @@ from .process import CancelToken
 MODELS = ("atlas_registration", "segmentation", "synthseg", "mri_synthseg")
 # Adult total intracranial volumes lie well within this range (ml); outside it, look at the scan.
 PLAUSIBLE_TIV_ML = (900.0, 2300.0)
+# atlas_registration's atlas_agreement (label_fusion.atlas_consensus) below which a result deserves a look.
+LOW_ATLAS_AGREEMENT = 0.55
 
 ProgressCallback = Callable[[float, str], None]
 
@@ -94,6 +96,10 @@ def quality_warnings(registrations: dict[str, dict], model_report: dict[str, Any
         if not report.get("metric_improved", True):
             warnings.append(f"{name}: the similarity to the reference went down during registration "
                             f"({report['metric_before']:.3f} -> {report['metric_after']:.3f}); check registered/{name}_registered.nii.gz")
+    agreement = model_report.get("atlas_agreement")
+    if agreement is not None and agreement < LOW_ATLAS_AGREEMENT:
+        warnings.append(f"the atlases agree poorly on this scan (agreement {agreement:.2f}; about 0.7 is usual): "
+                        "check segmentation.png")
     for failure in model_report.get("failed_atlases") or []:
         warnings.append(f"atlas {failure['atlas']} was left out: {failure['reason']}")
     tiv_ml = volumes["total intracranial"] / 1000.0
@@ -219,12 +225,14 @@ def _segment_case(
         # In the datastore before the server starts, so that it is listed from the first request.
         shutil.copyfile(case_file, folder / f"{image_id}.nii.gz")
         step(0.3, "starting a local MONAI Label server")
-        with LocalServer(folder, conf={"atlases": str(atlases)}) as client:
+        server = LocalServer(folder, conf={"atlases": str(atlases)})
+        try:
+            client = server.start(cancel)
             _check_model(client.info(), model, "the local server")
-            if cancel:
-                cancel.raise_if_cancelled()
             step(0.4, f"segmenting with {model}")
             return client.infer(model, image_id, out / "labels.nii.gz")
+        finally:
+            server.stop()
     finally:
         if not datastore:
             shutil.rmtree(folder, ignore_errors=True)

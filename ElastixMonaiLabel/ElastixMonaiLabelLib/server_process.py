@@ -7,7 +7,6 @@ not enter the caller's), bound to 127.0.0.1 unless asked otherwise.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import time
 from collections import deque
@@ -15,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .client import MonaiLabelClient, ServerError
+from .client import TOKEN_ENVIRONMENT_VARIABLE, MonaiLabelClient, ServerError
+from .files import write_text
 from .process import BackgroundProcess
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -28,27 +28,42 @@ RUNTIME_FOLDER = ".server"
 
 
 def runtime_app_dir(studies: Path, app: Path = DEFAULT_APP) -> Path:
-    """A stand-in app folder under the datastore, whose ``main.py`` and ``lib`` point at the real app.
+    """A stand-in app folder under the datastore, whose ``main.py`` runs the real app's.
 
-    MONAI Label creates ``logs``, ``model`` and ``bin`` in the app folder it is given and the
-    app keeps its working files there: given this folder, they stay with the datastore and the
-    checkout's ``MonaiLabelApp/`` is never written to.
+    MONAI Label creates ``logs``, ``model``, ``bin`` and ``lib`` in the app folder it is given and
+    the app keeps its working files there: given this folder, they stay with the datastore and the
+    checkout's ``MonaiLabelApp/`` is never written to. The stand-in is a few lines of Python, not a
+    link (no link leaves the datastore, and it works where links need privileges).
     """
     folder = studies / RUNTIME_FOLDER / "app"
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("main.py", "lib"):
-        link, target = folder / name, (app / name).resolve()
-        if link.is_symlink() and link.resolve() == target:
-            continue
-        if link.is_symlink() or link.is_file():
-            link.unlink()
-        elif link.is_dir():
-            shutil.rmtree(link)
-        try:
-            link.symlink_to(target, target_is_directory=target.is_dir())
-        except OSError:  # no symlinks (Windows without developer mode): a copy does too
-            (shutil.copytree if target.is_dir() else shutil.copy2)(target, link)
+    real_main = (app / "main.py").resolve()
+    write_text(folder / "main.py", RUNTIME_MAIN.format(app=repr(str(real_main.parent)), main=repr(str(real_main))))
     return folder
+
+
+# The stand-in main.py: the real app's folder goes first on sys.path (its ``lib`` package wins over the
+# empty ``lib`` MONAI Label makes here) and its main.py runs in this module, under its own file name.
+RUNTIME_MAIN = """# Written by ElastixMonaiLabelLib.server_process: runs {main} (MONAI Label's working files stay here).
+import sys
+from pathlib import Path
+
+sys.path.insert(0, {app})
+__file__ = {main}
+exec(compile(Path(__file__).read_text(encoding="utf-8"), __file__, "exec"))
+"""
+# --conf settings that name files or folders: made absolute here, since the server runs in another folder.
+PATH_SETTINGS = ("cache", "model_dir", "synthseg_weights", "synthseg_label_maps", "synthseg_checkout")
+# Words some of those settings take instead of a path.
+SETTING_WORDS = ("none", "auto", "off", "on", "")
+# Addresses that mean "every interface": the server is reached on this machine through 127.0.0.1.
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+
+
+def absolute_settings(conf: dict[str, str]) -> dict[str, str]:
+    """``conf`` with its path settings made absolute (relative ones meant the caller's folder)."""
+    return {key: os.path.abspath(value) if key in PATH_SETTINGS and str(value).lower() not in SETTING_WORDS
+            and not os.path.isabs(value) else str(value) for key, value in conf.items()}
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -63,22 +78,35 @@ class LocalServer:
     def __init__(
         self, studies: str | Path, *, app: str | Path = DEFAULT_APP, python: str | Path = DEFAULT_PYTHON,
         host: str = "127.0.0.1", port: int | None = None, conf: dict[str, str] | None = None, start_timeout: float = 600.0,
-        env: dict[str, str] | None = None,
+        env: dict[str, str] | None = None, token: str | None = None,
     ) -> None:
-        """``env``: variables set for the server on top of this process's environment."""
+        """``env``: variables set for the server on top of this process's environment. ``token``: the access
+        token the server requires and the returned clients send (passed through the environment, not the
+        command line, so that other users' ``ps`` does not show it); default: ``$ELASTIXMONAILABEL_TOKEN``."""
         self.studies, self.app, self.python = Path(studies).resolve(), Path(app).resolve(), Path(python)
         self.host, self.port = host, port or free_port(host)
-        self.conf = conf or {}
-        self.env = env or {}
+        self.conf = absolute_settings(conf or {})
+        self.env = {**(env or {}), **({TOKEN_ENVIRONMENT_VARIABLE: token} if token else {})}
+        self.token = token
         self.start_timeout = start_timeout
         self.process: BackgroundProcess | None = None
         self.log: deque[str] = deque(maxlen=400)
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        """Where clients on this machine reach it (127.0.0.1 when it listens on every interface)."""
+        host = "127.0.0.1" if self.host in WILDCARD_HOSTS else f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
-    def start(self) -> MonaiLabelClient:
+    def start(self, cancel: Any = None) -> MonaiLabelClient:
+        """Start the server and wait until it answers; ``cancel`` (a CancelToken) stops the wait and the server."""
+        try:
+            return self._start(cancel)
+        except BaseException:
+            self.stop()  # never leave a server behind: a second Ctrl-C, a cancel, a timeout
+            raise
+
+    def _start(self, cancel: Any) -> MonaiLabelClient:
         if not self.python.exists():
             raise ServerError(f"the server's Python {self.python} is missing; run scripts/setup-server-env.sh")
         self.studies.mkdir(parents=True, exist_ok=True)
@@ -88,19 +116,22 @@ class LocalServer:
         for key, value in self.conf.items():
             command += ["--conf", key, str(value)]
         self.process = BackgroundProcess(command, cwd=app_dir, env={**os.environ, **self.env} if self.env else None)
-        client = MonaiLabelClient(self.url, timeout=10)
+        client = MonaiLabelClient(self.url, timeout=10, token=self.token)
         deadline = time.time() + self.start_timeout
         while time.time() < deadline:
             self.log.extend(self.process.read_lines())
             if self.process.poll() is not None:
                 self.log.extend(self.process.read_lines())
                 raise ServerError(f"the MONAI Label server exited with code {self.process.poll()}:\n" + "\n".join(list(self.log)[-30:]))
+            if cancel is not None:
+                cancel.raise_if_cancelled()
             try:
                 client.info()
-                return MonaiLabelClient(self.url, timeout=600)
-            except ServerError:
+                return MonaiLabelClient(self.url, timeout=600, token=self.token)
+            except ServerError as error:
+                if error.status is not None and error.status != 503:
+                    raise  # it answers, with a refusal (a token, a host): waiting longer will not change that
                 time.sleep(0.5)
-        self.stop()
         raise ServerError(f"the MONAI Label server did not answer within {self.start_timeout:g} s:\n" + "\n".join(list(self.log)[-30:]))
 
     def follow(self, cancel: Any = None, echo: Callable[[str], None] = print, poll_s: float = 0.5) -> int:

@@ -1,12 +1,12 @@
-"""The one Lib file that touches Slicer: MRML nodes <-> the core's arrays, for ElastixMonaiLabel.py only.
+"""MRML nodes <-> the core's arrays, for ElastixMonaiLabel.py only (the one place besides it that touches Slicer).
 
 Everything here runs on Slicer's GUI thread and is kept to node bookkeeping: copying voxels
 and geometry out of and into volume nodes, turning registration results into volume and
 transform nodes, and label maps into segments and back with one call of Slicer's
 Segmentations logic each (never one call per segment). The computations are the rest of the
-package's, tested outside Slicer; this file cannot be (3D Slicer does not run here), so
-``slicer`` and ``vtk`` are imported inside the functions and nothing else in the package
-imports this file (Testing/test_extension_layout.py checks both).
+ElastixMonaiLabelLib's, tested outside Slicer; this file cannot be (3D Slicer does not run here), so
+``slicer`` and ``vtk`` are imported inside the functions and nothing in ElastixMonaiLabelLib
+imports this package (Testing/test_extension_layout.py checks both).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from .geometry import from_parent_under, lps_to_ras_transform
-from .segments import SegmentSpec, label_values_for_segments, segments_from_params
-from .voxels import VoxelVolume
+from ElastixMonaiLabelLib.geometry import from_parent_under, lps_to_ras_transform
+from ElastixMonaiLabelLib.segments import SegmentSpec, label_values_for_segments, segments_from_params
+from ElastixMonaiLabelLib.voxels import VoxelVolume
 
 MARK = "ElastixMonaiLabel.madeBy"  # attribute on nodes this module made (a marker, never a node ID)
 SOURCE_ROLE = "ElastixMonaiLabelSource"  # node reference: registered volume -> the moving volume it came from
@@ -207,7 +207,7 @@ def show_comparison(reference_node, other_node, mode: str, opacity: float) -> No
     """Reference under the other volume (``fade``, at ``opacity``), or a ``checkerboard`` of both (same grid)."""
     import slicer
 
-    from .figures import checkerboard
+    from ElastixMonaiLabelLib.figures import checkerboard
 
     if mode != "checkerboard":
         slicer.util.setSliceViewerLayers(background=reference_node, foreground=other_node, foregroundOpacity=opacity, fit=False)
@@ -269,7 +269,7 @@ def ensure_itk_elastix(requirements_path: str) -> None:
     import slicer
     from slicer.i18n import tr as _
 
-    from .python_packages import missing_requirements, read_requirements
+    from ElastixMonaiLabelLib.python_packages import missing_requirements, read_requirements
 
     missing = missing_requirements(read_requirements(requirements_path))
     if not missing:
