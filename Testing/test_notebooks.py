@@ -63,7 +63,11 @@ def test_drawing_a_figure_leaves_pyplot_alone(tmp_path):
 
     from ElastixMonaiLabelLib.figures import overlay_figure
 
-    before = matplotlib.get_backend()
-    image = itk.image_from_array(np.random.default_rng(0).random((8, 9, 10)).astype(np.float32))
-    assert overlay_figure(image, [("x", image, image)], tmp_path / "overlay.png").stat().st_size > 0
-    assert matplotlib.get_backend() == before
+    previous = matplotlib.get_backend()
+    matplotlib.use("svg")  # standing in for a notebook's inline backend: anything but Agg
+    try:
+        image = itk.image_from_array(np.random.default_rng(0).random((8, 9, 10)).astype(np.float32))
+        assert overlay_figure(image, [("x", image, image)], tmp_path / "overlay.png").stat().st_size > 0
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(previous)

@@ -71,8 +71,10 @@ def kernel_spec_manager():
     return KernelSpecManager(kernel_dirs=dirs, ensure_native_kernel=False)
 
 
-def kernel_environment(output: Path) -> dict[str, str]:
+def kernel_environment(output: Path, scratch: Path) -> dict[str, str]:
     env = dict(os.environ)
+    # A batch run leaves nothing in the user's home: IPython's profile and history go to a scratch folder.
+    env["IPYTHONDIR"] = str(scratch / "ipython")
     # ipykernel picks matplotlib's inline backend only when MPLBACKEND is unset (test runs set Agg).
     env.pop("MPLBACKEND", None)
     env["NOTEBOOK_OUTPUT"] = str(output)
@@ -99,16 +101,17 @@ def execute(path: Path, output: Path | None = None, timeout: int = 900):
         venv, setup = KERNELS[name]
         raise RuntimeError(f"{path.name} needs the kernel {name!r} of {venv}: run bash {setup}") from None
     output = Path(output or os.environ.get("NOTEBOOK_OUTPUT") or ROOT / "notebook-output").resolve()
+    import tempfile
+
     import zmq
 
-    # Encrypted kernel channels where pyzmq can (the kernel warns about plain TCP otherwise).
-    manager = KernelManager(kernel_name=name, kernel_spec_manager=specs,
-                            transport_encryption="auto" if zmq.has("curve") else "disabled")
-    client = NotebookClient(
-        notebook, km=manager, timeout=timeout,
-        resources={"metadata": {"path": str(NOTEBOOKS)}},
-    )
-    client.execute(env=kernel_environment(output))
+    with tempfile.TemporaryDirectory(prefix="notebook-run-") as scratch:
+        # Encrypted kernel channels where pyzmq can (the kernel warns about plain TCP otherwise); the connection
+        # file in the scratch folder, not in Jupyter's runtime folder under the user's home.
+        manager = KernelManager(kernel_name=name, kernel_spec_manager=specs, connection_file=str(Path(scratch) / "kernel.json"),
+                                transport_encryption="auto" if zmq.has("curve") else "disabled")
+        client = NotebookClient(notebook, km=manager, timeout=timeout, resources={"metadata": {"path": str(NOTEBOOKS)}})
+        client.execute(env=kernel_environment(output, Path(scratch)))
     return notebook
 
 
