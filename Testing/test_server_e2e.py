@@ -293,3 +293,9 @@ def test_a_fetched_case_is_segmented_and_labelled_where_it_is(server, tmp_path):
     # The strategy no longer offers the labelled case.
     following = client.next_sample("first")
     assert not following or following.get("id") != fetched_id
+    # A remembered image that has left the datastore since (deleted on the server): the case is uploaded after all.
+    events.clear()
+    image_id, _, _, _ = segmentation_work(client, "atlas_registration", "re-sent", from_nodes, tmp_path,
+                                          lambda *event: events.append(event), CancelToken(), on_server=("gone", fingerprint))
+    assert image_id.startswith("re-sent-") and any("uploading" in str(event) for event in events)
+    assert set(client.datastore()["objects"]) == images | {image_id}

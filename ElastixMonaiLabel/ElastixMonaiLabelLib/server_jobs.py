@@ -75,26 +75,41 @@ def segmentation_work(client: MonaiLabelClient, model: str, name: str, channels:
 
     The case is written and uploaded, unless ``on_server`` = (image id, fingerprint) is a case the server has
     (fetched from it, or sent before) and ``channels`` are that case unchanged: then the model runs on that image
-    and nothing is uploaded. Files live in a folder under ``temporary`` that is gone when this returns."""
+    and nothing is uploaded (if the image has left the datastore since, the case is uploaded after all). Files live
+    in a folder under ``temporary`` that is gone when this returns."""
     fingerprint = case_fingerprint(channels)
     image_id, known = on_server
+    reuse = bool(image_id and same_case(known, fingerprint))
     with tempfile.TemporaryDirectory(prefix="ElastixMonaiLabel-segmentation-", dir=temporary) as folder:
-        if not (image_id and same_case(known, fingerprint)):
-            report(None, "writing the case")
-            case_path = write_case_volumes(channels, Path(folder) / "case.nii.gz")
-            image_id = case_id(name, case_path)
-            cancel.raise_if_cancelled()
-            report(None, f"uploading {image_id}")
-            client.upload_image(case_path, image_id)
+        if not reuse:
+            image_id = _upload_case(client, name, channels, Path(folder), report, cancel)
         cancel.raise_if_cancelled()
         report(None, f"waiting for {model} on {image_id}")
-        result = client.infer(model, image_id, Path(folder) / "label.nii.gz")
+        try:
+            result = client.infer(model, image_id, Path(folder) / "label.nii.gz")
+        except ServerError as error:
+            if not (reuse and error.status == 404 and image_id not in client.datastore().get("objects", {})):
+                raise
+            image_id = _upload_case(client, name, channels, Path(folder), report, cancel)
+            result = client.infer(model, image_id, Path(folder) / "label.nii.gz")
         label = VoxelVolume.read(result.label_path)
     reference = next(iter(channels.values()))
     problem = grid_mismatch(label, reference)
     if problem:
         raise ServerError(f"the server's label map is not on the reference grid ({problem})")
     return image_id, VoxelVolume(np.asarray(label.array).astype(np.uint8), reference.ijk_to_ras), result.params, fingerprint
+
+
+def _upload_case(client: MonaiLabelClient, name: str, channels: Mapping[str, VoxelVolume], folder: Path,
+                 report: Callable[..., None], cancel: CancelToken) -> str:
+    """Write the case (multimodal contract) in ``folder`` and upload it under its content id; returns the id."""
+    report(None, "writing the case")
+    case_path = write_case_volumes(channels, folder / "case.nii.gz")
+    image_id = case_id(name, case_path)
+    cancel.raise_if_cancelled()
+    report(None, f"uploading {image_id}")
+    client.upload_image(case_path, image_id)
+    return image_id
 
 
 def submit_work(client: MonaiLabelClient, image_id: str, label: VoxelVolume, temporary: str | Path,
