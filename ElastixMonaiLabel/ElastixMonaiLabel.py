@@ -1,6 +1,5 @@
 import os
 import shutil
-import tempfile
 import unittest
 from pathlib import Path
 from typing import Annotated
@@ -93,7 +92,7 @@ def registerSampleData():
 class ElastixMonaiLabelParameterNode:
     """Settings saved with the scene. The lists, model, strategy and image id have no widget connector: the widget
     keeps them in step (model and strategy come from the server, so they cannot be a Choice). The access token is
-    never stored here."""
+    never stored here. imageFingerprint: the content of the case imageId is (server_jobs.case_fingerprint)."""
 
     referenceVolume: vtkMRMLScalarVolumeNode
     referenceModality: str = "t1"
@@ -113,6 +112,7 @@ class ElastixMonaiLabelParameterNode:
     strategy: str = "random"
     trainingEpochs: Annotated[int, WithinRange(1, 1000)] = 10
     imageId: str = ""
+    imageFingerprint: str = ""
 
 
 #
@@ -452,23 +452,20 @@ class ElastixMonaiLabelLogic(ScriptedLoadableModuleLogic):
         for volume in table.volumes:  # re-registering starts from the original position, under the original parent
             if slicer_nodes.own_transform_of(volume) is not None:
                 volume.SetAndObserveTransformNodeID(slicer_nodes.own_transform_of(volume).GetTransformNodeID())
-        folder, tools = tempfile.mkdtemp(prefix="ElastixMonaiLabel-registration-", dir=slicer.app.temporaryPath), tools or {}
+        tools = tools or {}  # the job's work folder is made and removed by registration_work, even when it is dropped
         request = RegistrationRequest(
             slicer_nodes.voxel_volume(node.referenceVolume), [slicer_nodes.voxel_volume(v) for v in table.volumes],
-            [node.referenceModality, *table.modalities], Path(folder), node.preset, engine,
+            [node.referenceModality, *table.modalities], Path(slicer.app.temporaryPath), node.preset, engine,
             slicer_nodes.voxel_volume(node.brainMask, np.uint8) if node.brainMask else None, tools.get("elastix"),
             tools.get("transformix"), tools.get("env"), shutil.which("PythonSlicer") if engine == "itk" else None)
         reference, volumes, placeUnder = node.referenceVolume, table.volumes, node.placeUnderTransforms
 
         def onFinished(job):
-            try:
-                registered = [slicer_nodes.load_registration(outcome, reference, volume, slicer_nodes.registered_volume_of(
-                    node.registeredVolumes, volume), placeUnder) for outcome, volume in zip(self.result(job), volumes)]
-                with slicer.util.NodeModify(node):
-                    node.registeredVolumes, node.compareVolume = registered, registered[0]
-                return [outcome.report for outcome in job.result]
-            finally:
-                shutil.rmtree(folder, ignore_errors=True)
+            registered = [slicer_nodes.load_registration(outcome, reference, volume, slicer_nodes.registered_volume_of(
+                node.registeredVolumes, volume), placeUnder) for outcome, volume in zip(self.result(job), volumes)]
+            with slicer.util.NodeModify(node):
+                node.registeredVolumes, node.compareVolume = registered, registered[0]
+            return [outcome.report for outcome in job.result]
 
         return ThreadJob(lambda report, cancel: registration_work(request, report, cancel), "registration"), onFinished
 
@@ -484,8 +481,8 @@ class ElastixMonaiLabelLogic(ScriptedLoadableModuleLogic):
         return ConsentStore(os.path.join(settings, "ElastixMonaiLabel", "upload-consent.json"))
 
     def startSegmentation(self, node, token=None):
-        """Upload the case (the reference and each volume's own registration) and infer on a thread.
-        Returns (job, onFinished(job) -> segment count, channel names sent, modalities left out)."""
+        """Upload the case (the reference and each volume's own registration; not when it is imageId's case unchanged)
+        and infer on a thread. Returns (job, onFinished(job) -> segment count, channel names sent, modalities left out)."""
         if not self.uploadConsent().granted(node.serverUrl):
             raise PermissionError(_("Uploading to {url} was not allowed by the user.").format(url=node.serverUrl))
         volumes, names, missing = case_channels(node.referenceVolume, node.referenceModality, inputs_of(node),
@@ -494,14 +491,14 @@ class ElastixMonaiLabelLogic(ScriptedLoadableModuleLogic):
         client, model, reference, scene = self.client(node.serverUrl, token), node.model, node.referenceVolume, slicer.mrmlScene
         if node.segmentation is None:
             node.segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", reference.GetName() + "_segmentation")
-        segmentationNode = node.segmentation
+        segmentationNode, onServer = node.segmentation, (node.imageId, node.imageFingerprint)
 
         def onFinished(job):
-            node.imageId, label, params = self.result(job)
+            node.imageId, label, params, node.imageFingerprint = self.result(job)
             return slicer_nodes.load_segmentation(label, params, segmentationNode, reference)
 
         job = ThreadJob(lambda report, cancel: segmentation_work(
-            client, model, reference.GetName(), channels, slicer.app.temporaryPath, report, cancel), "segmentation")
+            client, model, reference.GetName(), channels, slicer.app.temporaryPath, report, cancel, onServer), "segmentation")
         return job, onFinished, list(channels), missing
 
     def startSubmit(self, node, token=None):
@@ -509,15 +506,16 @@ class ElastixMonaiLabelLogic(ScriptedLoadableModuleLogic):
         if not node.imageId or not node.segmentation:
             raise ValueError(_("Segment a case (or fetch one) first: the server needs to know which image this label is for."))
         label = slicer_nodes.label_volume_from_segmentation(node.segmentation, node.referenceVolume)
-        client, imageId = self.client(node.serverUrl, token), node.imageId
-        return ThreadJob(lambda report, cancel: submit_work(client, imageId, label, slicer.app.temporaryPath), "save-label")
+        client, imageId, fingerprint = self.client(node.serverUrl, token), node.imageId, node.imageFingerprint
+        return ThreadJob(lambda report, cancel: submit_work(client, imageId, label, slicer.app.temporaryPath, fingerprint),
+                         "save-label")
 
     def startNextSample(self, node, token=None):
         """Ask the strategy for the next case and download it; onFinished(job) makes it the inputs -> channel names."""
         client, strategy = self.client(node.serverUrl, token), node.strategy
 
         def onFinished(job):
-            imageId, channels = self.result(job)
+            imageId, channels, node.imageFingerprint = self.result(job)
             node.imageId = imageId
             nodes = slicer_nodes.add_case_nodes(channels, imageId, mark="on reference grid")  # co-registered already
             return list(use_case(node, nodes, slicer.util.NodeModify))

@@ -39,9 +39,11 @@ from ElastixMonaiLabelLib.resources import cache_dir  # noqa: E402
 
 from lib.atlas_infer import AtlasRegistrationSegmentation  # noqa: E402
 from lib.http_guard import GuardConfig, install, status_and_message  # noqa: E402
-from lib.safe_datastore import SafeDatastore, is_yes  # noqa: E402
+from lib.networks import init_filters_of, segresnet, synthseg_network_for  # noqa: E402
+from lib.request_params import yes_no  # noqa: E402
+from lib.safe_datastore import SafeDatastore  # noqa: E402
 from lib.safe_routes import TRUSTED_INPUT  # noqa: E402
-from lib.segmentation import MultimodalSegmentation, MultimodalSegmentationTrainer, missing_channels, network  # noqa: E402
+from lib.segmentation import MultimodalSegmentation, MultimodalSegmentationTrainer, missing_channels  # noqa: E402
 from lib.strategies import First  # noqa: E402
 from lib.synthseg_annotator import SynthSegAnnotator, configured_synthseg  # noqa: E402
 from lib.synthseg_tasks import ContrastAgnosticSegmentation, SynthSegTrainer, shipped_weights  # noqa: E402
@@ -73,7 +75,8 @@ class ElastixMonaiLabelApp(MONAILabelApp):
         self.segmentation_channels = conf.get("segmentation_channels", "t1,t2,flair").split(",")
         self.model_dir = Path(conf.get("model_dir", str(Path(studies) / ".models")))
         self.max_epochs = int(conf.get("max_epochs", "50"))
-        self.train_on_registration_labels = conf.get("train_on_registration_labels", "false").lower() == "true"
+        self.train_on_registration_labels = yes_no(conf.get("train_on_registration_labels"),
+                                                   "--conf train_on_registration_labels")
         # The contrast-agnostic model trained from label maps alone (SynthSeg-style); extra maps by glob.
         self.synthseg_label_maps = conf.get("synthseg_label_maps")
         self.synthseg_minutes = float(conf.get("synthseg_minutes", "30"))
@@ -150,20 +153,24 @@ class ElastixMonaiLabelApp(MONAILabelApp):
         return ["segmentation", "synthseg"]
 
     def model_upload_target(self, name: str):
-        """(where the weights go, a fresh network they must load into) or None."""
+        """(where the weights go, state dict -> the fresh network they must load into) or None.
+
+        synthseg's network is the weights' own width (8 or 16 filters), as inference loads it.
+        """
         if name == "segmentation":
-            return self.segmentation_model_path, network(len(self.segmentation_channels))
+            return self.segmentation_model_path, lambda state: segresnet(len(self.segmentation_channels))
         if name == "synthseg":
-            return self.synthseg_model_path, network(1)
+            return self.synthseg_model_path, synthseg_network_for
         return None
 
-    def model_upload_sidecar(self, name: str, spacing_mm: float | None) -> dict | None:
-        """The JSON the synthseg model needs beside uploaded weights (its resolution)."""
+    def model_upload_sidecar(self, name: str, spacing_mm: float | None, state) -> dict | None:
+        """The JSON the synthseg model needs beside uploaded weights (its resolution and width)."""
         if name != "synthseg":
             return None
         current = self.synthseg_model_path.with_suffix(".json")
         previous = json.loads(current.read_text()) if current.exists() else {}
-        return {"spacing_mm": float(spacing_mm or previous.get("spacing_mm", 2.0)), "source": "uploaded (PUT /model/synthseg)"}
+        return {"spacing_mm": float(spacing_mm or previous.get("spacing_mm", 2.0)), "init_filters": init_filters_of(state),
+                "source": "uploaded (PUT /model/synthseg)"}
 
     # -- requests ---------------------------------------------------------------------------------
 
@@ -178,7 +185,7 @@ class ElastixMonaiLabelApp(MONAILabelApp):
         request["description"] = task.description
         datastore = datastore or self.datastore()
         image = request.get("image")
-        save_label = is_yes(request.get("save_label", False))
+        save_label = yes_no(request.get("save_label"), "save_label")
         tag = request.get("label_tag", "original")
         if isinstance(image, str) and image and image == TRUSTED_INPUT.get():
             save_label = False  # a file sent with the request is not in the datastore

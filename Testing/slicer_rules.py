@@ -396,6 +396,7 @@ API = {
     "SetReferenceImageGeometryParameterFromVolumeNode": MRML + "vtkMRMLSegmentationNode.h",
     "SetTypeToUser": MRML + "vtkMRMLColorNode.h",
     "SkipTest": "Python",
+    "TemporaryDirectory": "Python",  # tempfile's (nodes.py: the displacement field on disk only while Slicer reads it)
     "acknowledgementText": "Base/QTCore/qSlicerAbstractCoreModule.h",
     "addItems": "Qt",
     "addObserver": "Base/Python/slicer/util.py::def addObserver",

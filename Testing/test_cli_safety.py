@@ -71,8 +71,10 @@ def test_one_ctrl_c_stops_prepare_cleanly_with_a_summary(dataset, tmp_path, how)
     assert code == 130, stderr[-3000:]
     assert "Traceback" not in stderr and "cancelled by the user" in stderr
     summary = json.loads((out / "prepare_summary.json").read_text())
-    # A running Dask job cannot be interrupted (its case completes, marker and all); the rest are cancelled.
-    assert summary["done"] and (summary["cancelled"] or how == "dask"), summary
+    # The cancel reached the workers (or the Dask scheduler): the run stopped early. Cases are seconds each and
+    # Ctrl-C comes after the first of six, so a run that kept going would finish them all and cancel none.
+    # (A running Dask job cannot be interrupted: its case may still complete, marker and all; queued ones never start.)
+    assert summary["done"] and summary["cancelled"], summary
     assert not summary["failed"], summary
     _assert_clean_datastore(out, summary)
     print(f"prepare ({how}): exit 130 {seconds:.1f} s after Ctrl-C; done {len(summary['done'])}, "

@@ -15,7 +15,6 @@ from ElastixMonaiLabelLib.array_registration import (
     RegistrationRequest,
     check_request,
     choose_engine,
-    read_metaimage,
     registration_work,
 )
 from ElastixMonaiLabelLib.errors import CancelledError, InputError
@@ -30,7 +29,16 @@ from ElastixMonaiLabelLib.python_packages import missing_requirements, read_requ
 from ElastixMonaiLabelLib.quick_subject import make_quick_subject
 from ElastixMonaiLabelLib.resources import resource_path
 from ElastixMonaiLabelLib.sampledata import rigid_matrix
-from ElastixMonaiLabelLib.server_jobs import TrainingRun, describe_model, segmentation_models, trainer_for
+from ElastixMonaiLabelLib.server_jobs import (
+    TrainingRun,
+    case_fingerprint,
+    describe_model,
+    same_case,
+    segmentation_models,
+    submit_work,
+    trainer_for,
+)
+from ElastixMonaiLabelLib.similarity import similarity_verdict
 from ElastixMonaiLabelLib.voxels import VoxelVolume, resample
 
 ELASTIX, TRANSFORMIX = shutil.which("elastix"), shutil.which("transformix")
@@ -235,12 +243,33 @@ def test_executable_engine_with_a_mask_and_with_a_deformable_preset(quick, tmp_p
     request = RegistrationRequest(quick.volumes["t1"], [quick.volumes["t2"]], ["t1", "t2"], tmp_path / "bspline",
                                   preset="brain-deformable", engine="executable", elastix=ELASTIX, transformix=TRANSFORMIX)
     (outcome,) = registration_work(request, events_of([]), CancelToken())
-    assert outcome.matrix_lps is None and outcome.field_path.name == "deformationField.mhd"
+    assert not any((tmp_path / "bspline").iterdir())  # the work folder is gone; the results are in memory
+    assert outcome.matrix_lps is None and outcome.field.name == "deformationField.mhd"
     assert outcome.report["transform_kind"] == "displacement_field" and outcome.report["stages"][-1] == "BSplineTransform"
     assert outcome.report["metric_after"] > outcome.report["metric_before"]
-    field = itk.imread(str(outcome.field_path))  # what Slicer's transform reader gets: an ITK vector image
-    assert itk.array_view_from_image(field).shape[-1] == 3
-    assert read_metaimage(outcome.field_path.parent / "result.mhd").shape == quick.volumes["t1"].array.shape
+    assert outcome.registered.array.shape == quick.volumes["t1"].array.shape  # transformix's result.mhd, read
+    (tmp_path / "field").mkdir()
+    field = itk.imread(str(outcome.field.write(tmp_path / "field")))  # what Slicer's transform reader gets
+    assert itk.array_view_from_image(field).shape == (*quick.volumes["t1"].array.shape, 3)
+    assert np.abs(itk.array_view_from_image(field)).max() > 1.0  # a real displacement (t2 is moved by several mm)
+
+
+def test_identical_volumes_are_not_flagged_as_failed(quick, tmp_path):
+    """A reference registered to itself (BraTS volumes, a fetched case: already aligned) barely moves, and interpolation
+    alone lowers NMI from its maximum: the array path must not call that a failure, as the core's itk path does not."""
+    t1 = quick.volumes["t1"]
+    (outcome,) = registration_work(RegistrationRequest(t1, [VoxelVolume(t1.array.copy(), t1.ijk_to_ras)], ["t1", "t1_copy"],
+                                                       tmp_path, engine="executable", elastix=ELASTIX, transformix=TRANSFORMIX),
+                                   events_of([]), CancelToken())
+    report = outcome.report
+    assert report["already_aligned"] and report["start_displacement_mm"] < 0.1 * 3.0
+    assert report["metric_improved"], report  # what the widget reads to say "the registration has probably failed"
+    # The same verdict (one function for both paths): a drop is a failure unless the result stayed at the start.
+    moved = np.eye(4)
+    moved[:3, 3] = [2.0, 0.0, 0.0]
+    assert not similarity_verdict(1.5, 1.4, "reference foreground", moved, t1)["metric_improved"]
+    assert similarity_verdict(1.5, 1.4, "reference foreground", np.eye(4), t1)["metric_improved"]
+    assert not similarity_verdict(1.5, 1.4, "reference foreground", None, t1)["metric_improved"]  # deformable: no exemption
 
 
 def test_registration_requests_are_checked_before_any_work(quick, tmp_path):
@@ -377,6 +406,60 @@ def test_job_board_later_and_cancel_all():
     assert board.idle and started.cancelled
 
 
+def test_a_registration_dropped_by_cancel_all_leaves_no_work_folder(quick, tmp_path):
+    """Closing the scene drops the registration job (cancel_all: its on_done never runs); its work folder must go
+    with it, not wait for an on_done that will not come."""
+    temporary = tmp_path / "slicer-temporary"
+    board = JobBoard()
+    job = ThreadJob(lambda report, cancel: registration_work(RegistrationRequest(
+        quick.volumes["t1"], [quick.volumes["t2"]], ["t1", "t2"], temporary, preset="brain-deformable",
+        engine="executable", elastix=ELASTIX, transformix=TRANSFORMIX), report, cancel))
+    board.start("registration", job, lambda finished: pytest.fail("a closed scene must not receive results"))
+    deadline = time.monotonic() + 60
+    while not any(e.kind == "log" for _role, e in board.poll()[0]) and time.monotonic() < deadline:
+        time.sleep(0.05)  # elastix has started (and written its files) once it logs
+    assert any(temporary.rglob("elastix.log"))
+    board.cancel_all()
+    with pytest.raises(CancelledError):
+        job.wait(60)
+    assert board.idle and board.poll() == ([], [])
+    assert not any(temporary.iterdir())
+
+
+def test_case_fingerprint_knows_a_case_only_while_it_is_unchanged(quick):
+    case = {"t1": quick.volumes["t1"], "t2": quick.volumes["t2"]}
+    fetched = case_fingerprint(case)
+    # What the module copies back out of the nodes: float32 voxels, a matrix rounded by VTK's decomposition.
+    from_nodes = {"T1w": VoxelVolume(quick.volumes["t1"].array.astype(np.float32), quick.volumes["t1"].ijk_to_ras + 1e-9),
+                  "t2": VoxelVolume(quick.volumes["t2"].array.astype(np.float64), quick.volumes["t2"].ijk_to_ras)}
+    assert same_case(fetched, case_fingerprint(from_nodes))
+    edited = quick.volumes["t2"].array.copy()
+    edited[10, 10, 10] += 1.0
+    moved = quick.volumes["t1"].ijk_to_ras.copy()
+    moved[0, 3] += 2.0  # the reference put under a transform
+    for changed in ({"t1": quick.volumes["t1"], "t2": VoxelVolume(edited, quick.volumes["t2"].ijk_to_ras)},
+                    {"t1": VoxelVolume(quick.volumes["t1"].array, moved), "t2": quick.volumes["t2"]},
+                    {"t1": quick.volumes["t1"], "flair": quick.volumes["t2"]},
+                    {"t2": quick.volumes["t2"], "t1": quick.volumes["t1"]},
+                    {"t1": quick.volumes["t1"]}):
+        assert not same_case(fetched, case_fingerprint(changed)), list(changed)
+    assert not same_case("", fetched) and not same_case(fetched, "") and not same_case("", "")
+
+
+def test_submit_refuses_a_label_off_the_case_grid_before_sending(quick, tmp_path):
+    """The reference volume moved (put under another transform) after segmenting: the label Slicer exports is on
+    the reference's new world grid; it is refused here, saying why, instead of by the server ("grid differs")."""
+    from ElastixMonaiLabelLib.client import MonaiLabelClient
+    from ElastixMonaiLabelLib.server_process import free_port
+
+    fingerprint = case_fingerprint({"t1": quick.volumes["t1"], "t2": quick.volumes["t2"]})
+    moved = quick.volumes["t1"].ijk_to_ras.copy()
+    moved[1, 3] += 5.0
+    label = VoxelVolume((quick.brain_mask.array > 0).astype(np.uint8), moved)
+    unreachable = MonaiLabelClient(f"127.0.0.1:{free_port()}", timeout=5)  # the refusal comes before any request
+    with pytest.raises(InputError, match="is not on the grid case-9 has on the server .*origin.*put it back or segment again"):
+        submit_work(unreachable, "case-9", label, tmp_path, fingerprint)
+    assert not any(tmp_path.iterdir())
 def test_training_run_follows_the_server_until_it_ends():
     class Client:
         answers = [{"status": "SUBMITTED"}, {"status": "RUNNING", "details": ["Epoch: 1/2"]}, {"status": "DONE"}]

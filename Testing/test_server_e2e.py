@@ -20,8 +20,9 @@ from ElastixMonaiLabelLib.datasets import prepare_dataset
 from ElastixMonaiLabelLib.evaluation import dice_per_label
 from ElastixMonaiLabelLib.images import read_volume
 from ElastixMonaiLabelLib.labels import SYNTHSEG_STRUCTURES, freesurfer_to_values
-from ElastixMonaiLabelLib.multimodal import case_id, channel_names, read_case, write_case
+from ElastixMonaiLabelLib.multimodal import case_id, channel_names, read_case, write_case, write_case_volumes
 from ElastixMonaiLabelLib.segments import labelmap_from_masks, segments_from_params
+from ElastixMonaiLabelLib.server_jobs import same_case
 from ElastixMonaiLabelLib.server_process import DEFAULT_PYTHON, LocalServer, free_port
 
 
@@ -230,8 +231,8 @@ def test_slicer_module_jobs_against_the_server(server, tmp_path):
         engine="executable", elastix=shutil.which("elastix"), transformix=shutil.which("transformix")),
         lambda *event: None, CancelToken())
     channels = {"t1": subject.volumes["t1"], **{o.modality: o.registered for o in outcomes}}
-    image_id, label, params = segmentation_work(client, "atlas_registration", "quick subject", channels, tmp_path,
-                                                lambda *event: None, CancelToken())
+    image_id, label, params, _fingerprint = segmentation_work(client, "atlas_registration", "quick subject", channels,
+                                                              tmp_path, lambda *event: None, CancelToken())
     assert image_id.startswith("quick-subject-") and channel_names(studies / f"{image_id}.nii.gz") == ["t1", "t2", "flair"]
     np.testing.assert_allclose(label.ijk_to_ras, subject.volumes["t1"].ijk_to_ras)
     assert label.array.dtype == np.uint8 and len(np.unique(label.array)) > 20
@@ -248,9 +249,53 @@ def test_slicer_module_jobs_against_the_server(server, tmp_path):
     assert board.idle and not run.running and heard[-1].startswith("training error"), heard
 
     # Before the label goes back, at least this image is unlabelled: the strategy has a case to give.
-    next_id, fetched = next_sample_work(client, "first", tmp_path)
+    next_id, fetched, _fingerprint = next_sample_work(client, "first", tmp_path)
     expected = read_case(studies / f"{next_id}.nii.gz")
     assert list(fetched) == list(expected)
     assert np.array_equal(fetched["t1"].array, itk.array_from_image(expected["t1"]))
     assert submit_work(client, image_id, label, tmp_path) == image_id
     assert "final" in client.datastore()["objects"][image_id]["labels"]
+
+
+def test_a_fetched_case_is_segmented_and_labelled_where_it_is(server, tmp_path):
+    """Fetch next case -> Segment -> Submit, as the module runs them: the model runs on the fetched image (nothing is
+    uploaded) and the final label lands on it, so the strategy stops offering it and the datastore gains no copy."""
+    from ElastixMonaiLabelLib.process import CancelToken
+    from ElastixMonaiLabelLib.quick_subject import make_quick_subject
+    from ElastixMonaiLabelLib.server_jobs import next_sample_work, segmentation_work, submit_work
+    from ElastixMonaiLabelLib.voxels import VoxelVolume
+
+    _, client, studies = server
+    # A case someone else put on the server, unlabelled, so that the strategy has one to give whatever ran before.
+    waiting = make_quick_subject(seed=8)
+    case = write_case_volumes(waiting.volumes, tmp_path / "waiting.nii.gz")
+    client.upload_image(case, case_id("waiting", case))
+    images = set(client.datastore()["objects"])
+
+    fetched_id, channels, fingerprint = next_sample_work(client, "first", tmp_path)
+    # What Segment copies back out of the nodes the fetch made: float32 voxels, the matrix through VTK's rounding.
+    from_nodes = {name: VoxelVolume(volume.array.astype(np.float32), volume.ijk_to_ras + 1e-9)
+                  for name, volume in channels.items()}
+    events = []
+    image_id, label, params, same = segmentation_work(client, "atlas_registration", f"{fetched_id}_t1", from_nodes, tmp_path,
+                                                      lambda *event: events.append(event), CancelToken(),
+                                                      on_server=(fetched_id, fingerprint))
+    assert image_id == fetched_id and same_case(same, fingerprint)
+    assert not any("uploading" in str(event) for event in events), events
+    assert set(client.datastore()["objects"]) == images  # no copy of the case
+    assert len(np.unique(label.array)) > 20
+    # The user corrects it and submits: the final label is the fetched image's.
+    assert submit_work(client, image_id, label, tmp_path, same) == fetched_id
+    datastore = client.datastore()["objects"]
+    assert set(datastore) == images and "final" in datastore[fetched_id]["labels"]
+    stored = nibabel.load(str(studies / "labels" / "final" / f"{fetched_id}.nii.gz"))
+    assert np.array_equal(np.asarray(stored.dataobj).astype(np.uint8).transpose(2, 1, 0), label.array)
+    # The strategy no longer offers the labelled case.
+    following = client.next_sample("first")
+    assert not following or following.get("id") != fetched_id
+    # A remembered image that has left the datastore since (deleted on the server): the case is uploaded after all.
+    events.clear()
+    image_id, _, _, _ = segmentation_work(client, "atlas_registration", "re-sent", from_nodes, tmp_path,
+                                          lambda *event: events.append(event), CancelToken(), on_server=("gone", fingerprint))
+    assert image_id.startswith("re-sent-") and any("uploading" in str(event) for event in events)
+    assert set(client.datastore()["objects"]) == images | {image_id}

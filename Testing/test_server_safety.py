@@ -4,7 +4,7 @@ The server starts on a datastore prepared to be awkward: a damaged index (it mus
 keep the metadata that survives), a link to a file outside the datastore, reviewed (final)
 labels, a case lacking channels; files outside the datastore (canaries) must never change.
 It requires an access token, allows one extra host name and one browser origin, and takes
-requests up to 8 MB. Every probe checks the status, the message, and that nothing outside
+requests up to 16 MB (synthseg's weights at 16 filters are 11.7 MB). Every probe checks the status, the message, and that nothing outside
 the datastore or any saved label changed; a seeded fuzz run sends a few hundred random
 ids, tags and params. The upstream monailabel.client.MONAILabelClient is refused the same way.
 """
@@ -14,10 +14,12 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.client
+import io
 import json
 import random
 import shutil
 import subprocess
+import tarfile
 import textwrap
 import uuid
 from pathlib import Path
@@ -55,11 +57,14 @@ class Reply:
         return f"<{self.status} {self.body[:300]!r}>"
 
 
-def _multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
+def _multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]] | list[tuple[str, tuple[str, bytes]]]
+               ) -> tuple[bytes, str]:
+    """A multipart body; ``files`` as {field: (name, data)}, or a list of (field, (name, data)) for repeated fields."""
     boundary = uuid.uuid4().hex
     parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()]
     parts += [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"; filename="{name}"\r\n'
-              f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n" for k, (name, data) in files.items()]
+              f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n"
+              for k, (name, data) in (files.items() if isinstance(files, dict) else files)]
     return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
@@ -148,9 +153,14 @@ def server(make_subject, tmp_path_factory):
     text = json.dumps(index, indent=2)
     (datastore / "datastore_v2.json").write_text(text[: text.index('"note": "lost"') + 8])
     files = {"t1": outside / "target.nii.gz", "label": datastore / "labels" / "final" / "case-001.nii.gz"}
+    # The server's temporary files and sessions in its runtime folder, inside the sandbox: a file that a
+    # session upload would unpack to '../../..' then lands where the probes look.
+    runtime = datastore / RUNTIME_FOLDER
+    (runtime / "tmp").mkdir(parents=True)
     local = LocalServer(datastore, token=TOKEN, conf={
-        "atlases": "1", "atlas_spacing": "3", "cache": str(tmp_path_factory.mktemp("cache")), "max_upload_mb": "8",
-        "cors_origins": ORIGIN, "allowed_hosts": EXTRA_HOST})
+        "atlases": "1", "atlas_spacing": "3", "cache": str(tmp_path_factory.mktemp("cache")), "max_upload_mb": "16",
+        "cors_origins": ORIGIN, "allowed_hosts": EXTRA_HOST},
+        env={"TMPDIR": str(runtime / "tmp"), "MONAI_LABEL_SESSION_PATH": str(runtime / "sessions")})
     client = local.start()
     yield Server(local, client, sandbox, files)
     local.stop()
@@ -201,6 +211,56 @@ def test_ids_and_tags_cannot_reach_outside_the_datastore(server, outside_before)
     assert reply.status == 403 and "outside" in reply.detail
     _assert_outside_untouched(server, outside_before)
     assert server.files["label"].read_bytes() == label
+
+
+def _archive_escaping_its_folder(depths: range) -> bytes:
+    """A .tar.gz whose members climb out of the folder it is unpacked in ('../escaped-1.txt', '../../escaped-2.txt'...)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for depth in depths:
+            data = b"written outside\n"
+            member = tarfile.TarInfo("../" * depth + f"escaped-{depth}.txt")
+            member.size = len(data)
+            archive.addfile(member, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_sessions_hold_one_checked_case_and_never_unpack_archives(server, outside_before, tmp_path):
+    runtime = server.datastore / RUNTIME_FOLDER
+    # MONAI Label's PUT /session/?uncompress=true unpacks with shutil.unpack_archive, which follows '../'.
+    # The server's temporary folder is runtime/tmp: depths 1-4 reach runtime, the datastore and the sandbox.
+    reply = server.call("PUT", "/session/", {"uncompress": "true"},
+                        files={"files": ("case.tar.gz", _archive_escaping_its_folder(range(1, 5)))})
+    assert not list(server.sandbox.rglob("escaped-*")), reply
+    assert reply.status == 422 and "does not unpack archives" in reply.detail, reply
+    t1 = server.files["t1"].read_bytes()
+    reply = server.call("PUT", "/session/", files=[("files", ("a.nii.gz", t1)), ("files", ("b.nii.gz", t1))])
+    assert reply.status == 422 and "one case file" in reply.detail, reply
+    reply = server.call("PUT", "/session/", files={"files": ("notes.nii.gz", b"patient name: nobody\n" * 20)})
+    assert reply.status == 422 and "is not a NIfTI file" in reply.detail, reply
+    # One case file: a session that infer reads by its id, until it is removed.
+    reply = server.call("PUT", "/session/", {"expiry": "600"}, files={"files": ("../../../x.nii.gz", t1)})
+    assert reply.status == 200, reply
+    session_id = json.loads(reply.body)["session_id"]
+    stored = Path(json.loads(reply.body)["session_info"]["image"])
+    assert stored.read_bytes() == t1 and stored.resolve().is_relative_to((runtime / "sessions").resolve())
+    assert server.call("GET", f"/session/{session_id}").status == 200
+    result = server.call("POST", "/infer/atlas_registration", {"session_id": session_id}, fields={"params": "{}"})
+    assert result.status == 200, result
+    assert server.call("DELETE", f"/session/{session_id}").status == 200
+    gone = server.call("POST", "/infer/atlas_registration", {"session_id": session_id}, fields={"params": "{}"})
+    assert gone.status == 404 and "not found" in gone.detail, gone
+    # Session ids are the server's UUIDs (MONAI Label joins them into the folder it reads, and DELETE removes).
+    (runtime / "sessions" / "keep").write_text("kept\n")
+    for method, path in (("DELETE", "/session/.."), ("DELETE", "/session/%2e%2e"), ("GET", "/session/.."),
+                         ("DELETE", "/session/keep"), ("GET", "/session/no-such-session")):
+        reply = server.call(method, path)
+        assert reply.status == 400 and "is not a session id" in reply.detail, (method, path, reply)
+    reply = server.call("POST", "/infer/atlas_registration", {"session_id": ".."}, fields={"params": "{}"})
+    assert reply.status == 400 and "is not a session id" in reply.detail, reply
+    assert (runtime / "sessions" / "keep").read_text() == "kept\n" and (runtime / "app" / "main.py").exists()
+    assert session_id not in server.objects()  # a session is not a datastore image
+    _assert_outside_untouched(server, outside_before)
 
 
 # -- 2. cross-site requests, host names, token --------------------------------------------------
@@ -332,14 +392,18 @@ def test_reupload_delete_and_overwrite_keep_reviewed_labels(server):
 @pytest.fixture(scope="module")
 def checkpoints(server, tmp_path_factory):
     """Checkpoints made by torch in the server's environment: one that fits no layer, a pickle that would
-    create a file when unpickled, and real weights of the segmentation network."""
+    create a file when unpickled, real weights of the segmentation network, and of the synthseg network at
+    the GPU recipe's width (16 filters; random, made by the app's own builder)."""
     out = tmp_path_factory.mktemp("checkpoints")
     script = textwrap.dedent(f"""
         import sys, torch
         sys.path[:0] = [{str(DEFAULT_APP)!r}, {str(PROJECT_ROOT / 'ElastixMonaiLabel')!r}]
-        from lib.segmentation import network
+        from lib.networks import segresnet
+        torch.manual_seed(0)
         torch.save({{"encoder.weight": torch.zeros(3, 3)}}, {str(out / 'mismatched.pt')!r})
-        torch.save({{"model": network(3).state_dict()}}, {str(out / 'good.pt')!r})
+        torch.save({{"model": segresnet(3).state_dict()}}, {str(out / 'good.pt')!r})
+        torch.save(segresnet(1, 16).state_dict(), {str(out / 'synthseg-16.pt')!r})
+        torch.save(segresnet(3, 16).state_dict(), {str(out / 'synthseg-3-channels.pt')!r})
         class Payload:
             def __reduce__(self):
                 return (open, ({str(server.outside / 'pwned')!r}, "w"))
@@ -371,6 +435,27 @@ def test_model_uploads_must_load_strictly(server, checkpoints, outside_before):
     _assert_outside_untouched(server, outside_before)
 
 
+def test_synthseg_takes_uploaded_weights_of_their_own_width(server, checkpoints, tmp_path):
+    def upload(name: str) -> Reply:
+        return server.call("PUT", "/model/synthseg", {"spacing_mm": "3"}, files={"file": (name, (checkpoints / name).read_bytes())})
+
+    folder = server.datastore / ".models" / "synthseg"
+    reply = upload("synthseg-3-channels.pt")  # a SegResNet, but not one with synthseg's single channel in
+    assert reply.status == 422 and "do not fit the model's network" in reply.detail and "another shape" in reply.detail, reply
+    assert not (folder / "model.pt").exists()
+    # 16 filters, as scripts/train-synthseg.sh trains them on a GPU: taken, described and served.
+    reply = upload("synthseg-16.pt")
+    assert reply.status == 200, reply
+    assert (folder / "model.pt").read_bytes() == (checkpoints / "synthseg-16.pt").read_bytes()
+    sidecar = json.loads((folder / "model.json").read_text())
+    assert sidecar["init_filters"] == 16 and sidecar["spacing_mm"] == 3.0, sidecar
+    assert server.client.info()["models"]["synthseg"]["trained"] is True
+    result = server.client.infer("synthseg", "case-002", tmp_path / "synthseg.nii.gz")
+    label, case = nibabel.load(str(result.label_path)), nibabel.load(str(server.datastore / "case-002.nii.gz"))
+    assert label.shape == case.shape[:3] and np.asarray(label.dataobj).max() <= 32
+    assert result.params["model"] == "synthseg"
+
+
 # -- 6. what is stored is checked first ----------------------------------------------------------
 
 def _bad_images(server) -> dict[str, tuple[bytes, int, str]]:
@@ -389,7 +474,7 @@ def _bad_images(server) -> dict[str, tuple[bytes, int, str]]:
         "png": (b"\x89PNG\r\n\x1a\n" + b"\x00" * 400, 422, "is a PNG picture"),
         "nan": (_nifti_bytes(nan, affine), 422, "NaN or infinite"),
         "2000-cubed": (gzip.compress(huge.binaryblock + b"\x00" * 4 + b"\x00" * 1000), 413, "voxels is more than"),
-        "9-megabytes": (np.random.default_rng(0).bytes(9 * 2**20), 413, "more than this server's limit of 8 MB"),
+        "17-megabytes": (np.random.default_rng(0).bytes(17 * 2**20), 413, "more than this server's limit of 16 MB"),
         "5d": (_nifti_bytes(np.ones((5, 5, 5, 2, 2), np.float32), affine), 422, "dimensions"),
     }
 
@@ -446,6 +531,13 @@ def test_client_mistakes_get_a_status_and_a_message(server, tmp_path):
         (("PUT", "/datastore/image", {"image": "x" * 300}, {"params": "{}"}, {"file": ("t.nii.gz", server.files["t1"].read_bytes())}),
          400, "is not a valid image id"),
         (("POST", "/infer/no-such-model", {"image": "case-002"}, {"params": "{}"}, None), 404, "unknown model 'no-such-model'"),
+        # Yes/no params: one reading everywhere, and a typo is an error, not a silent yes or no.
+        (("POST", "/infer/atlas_registration", {"image": "case-002"}, {"params": '{"save_label": "maybe"}'}, None), 422,
+         "save_label must be true or false, not 'maybe'"),
+        (("POST", "/infer/atlas_registration", {"image": "case-002"}, {"params": '{"skull_stripped": "perhaps"}'}, None), 422,
+         "skull_stripped must be true, false or auto, not 'perhaps'"),
+        (("PUT", "/datastore/image", {"image": "yes-no"}, {"params": '{"replace": "si"}'},
+          {"file": ("t.nii.gz", server.files["t1"].read_bytes())}), 422, "params.replace must be true or false, not 'si'"),
         (("POST", "/train/no-such-model", {}, None, None), 404, "unknown trainer 'no-such-model'; available: segmentation"),
         (("POST", "/infer/wsi_v2/atlas_registration", {"image": "case-002"}, None, None), 404, "not offered by this app"),
         (("GET", "/proxy/dicom/studies", {}, None, None), 404, "not offered by this app"),
@@ -510,6 +602,15 @@ def test_upstream_monailabel_client_gets_the_same_answers(server, outside_before
             "path": attempt(lambda: client.infer("atlas_registration", "/etc/passwd", {{}})),
             "ok": client.upload_image({str(server.files['t1'])!r}, image_id="upstream-1")["image"],
         }}
+        def authorized():
+            # A fresh client for each session call: with auth headers set, MONAILabelClient keeps the last
+            # multipart request's content-type and length in them, which spoils its next upload.
+            fresh = MONAILabelClient({server.local.url!r})
+            fresh.update_auth({{"token_type": "Bearer", "access_token": {TOKEN!r}}})
+            return fresh
+        session = authorized().create_session({str(server.files['t1'])!r})["session_id"]
+        results["session"] = authorized().infer("atlas_registration", "", {{}}, session_id=session)[1]["model"]
+        results["session_removed"] = authorized().remove_session(session)["name"] == session
         print(json.dumps(results))
     """)
     completed = subprocess.run([str(DEFAULT_PYTHON), "-c", script], capture_output=True, text=True, timeout=300)
@@ -522,6 +623,7 @@ def test_upstream_monailabel_client_gets_the_same_answers(server, outside_before
     assert "Status: 403" in results["final"]
     assert "Status: 400" in results["path"]
     assert results["ok"] == "upstream-1" and (server.datastore / "upstream-1.nii.gz").exists()
+    assert results["session"] == "atlas_registration" and results["session_removed"]
     _assert_outside_untouched(server, outside_before)
 
 
@@ -554,11 +656,12 @@ def test_fuzzed_ids_tags_and_params_never_give_500_nor_touch_outside(server, out
     label = server.files["label"].read_bytes()
     tiny = _nifti_bytes(np.ones((4, 4, 4), np.float32), np.diag([3.0, 3.0, 3.0, 1.0]))
     tiny_label = _nifti_bytes(np.ones((4, 4, 4), np.uint8), np.diag([3.0, 3.0, 3.0, 1.0]))
+    archive = _archive_escaping_its_folder(range(1, 5))
     outside = server.outside
     counts: dict[int, int] = {}
     for index in range(300):
         name, tag = _fuzz_name(rng, outside), _fuzz_name(rng, outside) if rng.random() < 0.6 else rng.choice(["final", "original"])
-        kind = rng.randrange(10)
+        kind = rng.randrange(12)
         if kind == 0:
             request = ("GET", "/datastore/image", {"image": name}, None, None)
         elif kind == 1:
@@ -577,9 +680,17 @@ def test_fuzzed_ids_tags_and_params_never_give_500_nor_touch_outside(server, out
             request = ("DELETE", "/datastore/label", {"id": name, "tag": tag, "force": "true"}, None, None)
         elif kind == 7 and not name.startswith("fz-") and name not in known:
             model = rng.choice(["atlas_registration", "segmentation", "synthseg", name])
-            request = ("POST", f"/infer/{quote(model, safe='')}", {"image": name}, {"params": _fuzz_params(rng, outside)}, None)
+            query = {"image": name} if rng.random() < 0.7 else {"image": "", "session_id": name}
+            request = ("POST", f"/infer/{quote(model, safe='')}", query, {"params": _fuzz_params(rng, outside)}, None)
         elif kind == 8:
             request = ("GET", "/datastore/label/info", {"label": name, "tag": tag}, None, None)
+        elif kind == 10:
+            query = {"uncompress": rng.choice(["true", "false", "1", "x"]), "expiry": rng.choice(["0", "-5", "600", "x"])}
+            request = ("PUT", "/session/", query, None,
+                       {"files": (rng.choice(["x.nii.gz", "x.tar.gz", "../../x.zip", ""]), rng.choice([tiny, archive, b"junk"]))})
+        elif kind == 11 and name not in known:
+            request = (rng.choice(["GET", "DELETE"]), f"/session/{quote(name, safe='')}", {"image": rng.choice(["true", "x"])},
+                       None, None)
         else:
             request = ("HEAD", "/datastore/image", {"image": name}, None, None)
         method, path, query, fields, files = request
@@ -592,6 +703,7 @@ def test_fuzzed_ids_tags_and_params_never_give_500_nor_touch_outside(server, out
     assert counts.get(400, 0) > 50 and sum(counts.values()) == 300
     _assert_outside_untouched(server, outside_before)
     assert server.files["label"].read_bytes() == label
+    assert not list(server.sandbox.rglob("escaped-*"))
     for path in server.datastore.rglob("*"):
         if not _is_server_runtime(path, server.datastore):
             assert path.resolve().is_relative_to(server.datastore.resolve()) or path.name == "linked.nii.gz", path

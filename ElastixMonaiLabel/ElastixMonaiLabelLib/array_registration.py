@@ -13,13 +13,16 @@ Slicer's Python has numpy and scipy but not itk, so the module cannot call the c
   in a child process of Slicer's Python (PythonSlicer), which needs itk-elastix installed there.
 
 Both return one :class:`RegistrationOutcome` per moving volume: the registered volume on the
-reference grid, the transform (4x4 LPS matrix, or a displacement-field file Slicer reads) and
-the report.
+reference grid, the transform (4x4 LPS matrix, or a displacement field Slicer reads from a file)
+and the report, all in memory: the work folder is removed before :func:`registration_work`
+returns, whether it succeeded, failed or was cancelled (so a job the GUI dropped, on scene close,
+leaves nothing behind).
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,7 +42,7 @@ from .presets import Preset, get_preset, stages_are_linear
 from .process import CancelToken, run_process
 from .registration import _adapt_sampler, _final_interpolation, _foreground, _ProgressFromLog
 from .resolution import is_coarser, smoothing_sigmas
-from .similarity import normalized_mutual_information
+from .similarity import normalized_mutual_information, similarity_verdict
 from .voxels import VoxelVolume, resample, smoothed
 
 Report = Callable[..., None]  # report(fraction or None, message, kind="progress" | "log")
@@ -47,14 +50,38 @@ SPLINE_ORDERS = {"nearest": 0, "linear": 1, "bspline": 3}
 
 
 @dataclass
+class DisplacementField:
+    """A displacement-field transform as the files elastix's tools wrote (a MetaImage header and its data file, or
+    one .h5), held in memory so that no work folder outlives the registration. :meth:`write` puts them back on
+    disk for a transform reader (Slicer's), in a folder the caller removes."""
+
+    name: str
+    files: dict[str, bytes]
+
+    @classmethod
+    def read(cls, path: Path) -> DisplacementField:
+        path = Path(path)
+        names = [path.name]
+        if path.suffix == ".mhd":
+            names.append(metaimage_header(path)["ElementDataFile"])
+        return cls(path.name, {name: (path.parent / name).read_bytes() for name in names})
+
+    def write(self, folder: str | Path) -> Path:
+        """The files in ``folder``; returns the path of the one to read."""
+        for name, data in self.files.items():
+            (Path(folder) / name).write_bytes(data)
+        return Path(folder) / self.name
+
+
+@dataclass
 class RegistrationOutcome:
-    """One moving volume, registered: ``matrix_lps`` for linear presets, else ``field_path`` (ITK displacement field)."""
+    """One moving volume, registered: ``matrix_lps`` for linear presets, else ``field`` (ITK displacement field)."""
 
     modality: str
     registered: VoxelVolume
     report: dict[str, Any]
     matrix_lps: np.ndarray | None = None
-    field_path: Path | None = None
+    field: DisplacementField | None = None
 
 
 @dataclass
@@ -64,7 +91,7 @@ class RegistrationRequest:
     reference: VoxelVolume
     moving: Sequence[VoxelVolume]
     names: Sequence[str]  # reference first, then one per moving volume
-    workdir: Path
+    temporary: Path  # the work folder is made in it and removed before registration_work returns
     preset: str = "brain-rigid"
     engine: str = "executable"  # or "itk"
     mask: VoxelVolume | None = None
@@ -109,11 +136,21 @@ def check_request(request: RegistrationRequest) -> list[str]:
 
 
 def registration_work(request: RegistrationRequest, report: Report, cancel: CancelToken) -> list[RegistrationOutcome]:
-    """Register every moving volume (the body of the module's background job)."""
+    """Register every moving volume (the body of the module's background job). The files live in a folder under
+    ``request.temporary`` that is gone when this returns, however it ends: the results are in memory."""
     names = check_request(request)
-    request.workdir.mkdir(parents=True, exist_ok=True)
-    if request.engine == "itk":
-        return _run_core_command_line(request, names, report, cancel)
+    request.temporary.mkdir(parents=True, exist_ok=True)
+    # ignore_cleanup_errors: a file a killed process still held (Windows) must not turn a result into an error.
+    with tempfile.TemporaryDirectory(prefix="ElastixMonaiLabel-registration-", dir=request.temporary,
+                                     ignore_cleanup_errors=True) as folder:
+        if request.engine == "itk":
+            return _run_core_command_line(request, names, Path(folder), report, cancel)
+        return _register_each(request, names, Path(folder), report, cancel)
+
+
+def _register_each(request: RegistrationRequest, names: list[str], workdir: Path, report: Report,
+                   cancel: CancelToken) -> list[RegistrationOutcome]:
+    """Engine executable: each moving volume in its own folder under ``workdir``."""
     preset = get_preset(request.preset)
     outcomes = []
     for index, (moving, name) in enumerate(zip(request.moving, names[1:])):
@@ -123,7 +160,7 @@ def registration_work(request: RegistrationRequest, report: Report, cancel: Canc
             report((index + fraction) / len(request.moving), f"{name} -> {names[0]}")
 
         progress(0.0)
-        folder = request.workdir / name
+        folder = workdir / name
         folder.mkdir(exist_ok=True)
         outcomes.append(register_with_executables(
             request.reference, moving, name=name, preset=preset, elastix=request.elastix, transformix=request.transformix,
@@ -165,14 +202,14 @@ def register_with_executables(
     chain = [read_parameter_file(path) for path in results]
     elastix_seconds = time.perf_counter() - started
     matrix = chain_matrix(chain)
-    field_path = None
+    field = None
     if matrix is not None:
         matrix = np.linalg.inv(matrix) if swap else matrix
         order = SPLINE_ORDERS[_final_interpolation(stages)]
         registered = VoxelVolume(resample(moving, reference, matrix, order=order), reference.ijk_to_ras)
     else:
-        registered, field_path = _transformix(chain, moving, reference, transformix, env, workdir, cancel)
-    report = similarity_report(reference, moving, registered, mask)
+        registered, field = _transformix(chain, moving, reference, transformix, env, workdir, cancel)
+    report = similarity_verdict(*nmi_before_after(reference, moving, registered, mask), matrix, reference)
     report.update({
         "modality": name, "preset": preset.name, "stages": [stage["Transform"][0] for stage in chain],
         "engine": "executable", "engine_version": _executable_version(elastix, tuple(sorted((env or {}).items()))),
@@ -183,11 +220,11 @@ def register_with_executables(
     })
     if progress:
         progress(1.0)
-    return RegistrationOutcome(name, registered, report, matrix, field_path)
+    return RegistrationOutcome(name, registered, report, matrix, field)
 
 
 def _transformix(chain, moving: VoxelVolume, reference: VoxelVolume, transformix: str, env, workdir: Path,
-                 cancel: CancelToken | None) -> tuple[VoxelVolume, Path]:
+                 cancel: CancelToken | None) -> tuple[VoxelVolume, DisplacementField]:
     """Non-linear chains: transformix resamples the moving volume and writes the displacement field."""
     out = workdir / "transformix"
     out.mkdir(exist_ok=True)
@@ -204,16 +241,22 @@ def _transformix(chain, moving: VoxelVolume, reference: VoxelVolume, transformix
     fields, results = sorted(out.glob("deformationField.mhd")), sorted(out.glob("result.mhd"))
     if code != 0 or not fields or not results:
         raise RegistrationError(f"transformix exited with code {code}:\n{_log_tail(out / 'transformix.log')}")
-    return VoxelVolume(read_metaimage(results[0]), reference.ijk_to_ras), fields[0]
+    return VoxelVolume(read_metaimage(results[0]), reference.ijk_to_ras), DisplacementField.read(fields[0])
 
 
-def read_metaimage(path: Path) -> np.ndarray:
-    """Voxels (k, j, i) of the scalar MetaImage transformix writes (header .mhd + raw data file)."""
+def metaimage_header(path: Path) -> dict[str, str]:
+    """The fields of a MetaImage header (.mhd)."""
     fields = {}
     for line in Path(path).read_text().splitlines():
         if "=" in line:
             key, value = line.split("=", 1)
             fields[key.strip()] = value.strip()
+    return fields
+
+
+def read_metaimage(path: Path) -> np.ndarray:
+    """Voxels (k, j, i) of the scalar MetaImage transformix writes (header .mhd + raw data file)."""
+    fields = metaimage_header(path)
     kinds = {"MET_FLOAT": "f4", "MET_DOUBLE": "f8", "MET_SHORT": "i2", "MET_USHORT": "u2", "MET_UCHAR": "u1",
              "MET_INT": "i4"}
     if fields.get("ElementType") not in kinds or fields.get("CompressedData", "False") == "True":
@@ -225,31 +268,25 @@ def read_metaimage(path: Path) -> np.ndarray:
     return data.reshape(size[::-1]).astype(np.float32)
 
 
-def similarity_report(reference: VoxelVolume, moving: VoxelVolume, registered: VoxelVolume,
-                      mask: VoxelVolume | None) -> dict[str, Any]:
-    """NMI before (header alignment) and after, on every other voxel (as registration._similarity_report)."""
+def nmi_before_after(reference: VoxelVolume, moving: VoxelVolume, registered: VoxelVolume,
+                     mask: VoxelVolume | None) -> tuple[float, float, str]:
+    """NMI before (header alignment) and after, and the region, on every other voxel (as registration._similarity_report)."""
     coarse = reference.strided(2)
     region = _foreground(coarse.array, mask.array[::2, ::2, ::2] if mask is not None else None)
     before = normalized_mutual_information(coarse.array, resample(moving, coarse), region)
     after = normalized_mutual_information(coarse.array, registered.array[::2, ::2, ::2], region)
-    return {
-        "metric": "normalized_mutual_information",
-        "metric_region": "reference mask" if mask is not None else "reference foreground",
-        "metric_before": round(before, 5), "metric_after": round(after, 5),
-        # A registration that lowers the similarity has most likely failed (wrong local optimum).
-        "metric_improved": bool(after >= before - 1e-4),
-    }
+    return before, after, "reference mask" if mask is not None else "reference foreground"
 
 
-def _run_core_command_line(request: RegistrationRequest, names: list[str], report: Report,
+def _run_core_command_line(request: RegistrationRequest, names: list[str], workdir: Path, report: Report,
                            cancel: CancelToken) -> list[RegistrationOutcome]:
-    """Engine itk: the core's ``register`` command in a child process, its events passed on."""
-    inputs = request.workdir / "inputs"
+    """Engine itk: the core's ``register`` command in a child process (files under ``workdir``), its events passed on."""
+    inputs = workdir / "inputs"
     inputs.mkdir(exist_ok=True)
     reference_path = request.reference.write(inputs / f"{names[0]}.nii")
     moving_paths = [volume.write(inputs / f"{name}.nii") for volume, name in zip(request.moving, names[1:])]
     mask_path = request.mask.write(inputs / "mask.nii", dtype=np.uint8) if request.mask is not None else None
-    job = registration_job(request.python, reference_path, moving_paths, request.workdir / "out", preset=request.preset,
+    job = registration_job(request.python, reference_path, moving_paths, workdir / "out", preset=request.preset,
                            engine="itk", reference_mask=mask_path)
     while not job.finished:
         if cancel.cancelled:
@@ -272,7 +309,7 @@ def _run_core_command_line(request: RegistrationRequest, names: list[str], repor
         outcomes.append(RegistrationOutcome(
             result["modality"], registered, report_data,
             matrix_lps=read_linear_transform(files["transform"]) if linear else None,
-            field_path=None if linear else files["transform"],
+            field=None if linear else DisplacementField.read(files["transform"]),
         ))
     return outcomes
 

@@ -38,7 +38,7 @@ from .parameter_files import ParameterMap
 from .presets import Preset, default_preset, get_preset, stages_are_linear
 from .resolution import is_coarser, match_resolution
 from .process import CancelToken
-from .similarity import normalized_mutual_information
+from .similarity import normalized_mutual_information, similarity_verdict
 
 ProgressCallback = Callable[[float, str], None]
 
@@ -144,20 +144,6 @@ def _similarity_report(reference: Any, moving: Any, registered: Any, mask: Any) 
     )
 
 
-def start_displacement_mm(matrix: np.ndarray | None, reference: Any) -> float | None:
-    """How far the result moves any point of the reference's field of view from the start
-    (scanner geometry), in mm: the largest displacement at the box's corners (for a linear
-    map the largest anywhere in the box). None for a deformable result."""
-    if matrix is None:
-        return None
-    size = np.array(reference.GetLargestPossibleRegion().GetSize()) - 1
-    corners = np.array([[i, j, k] for i in (0, size[0]) for j in (0, size[1]) for k in (0, size[2])], dtype=float)
-    direction = np.array(reference.GetDirection()).reshape(3, 3) * np.array(reference.GetSpacing())
-    points = corners @ direction.T + np.array(reference.GetOrigin())
-    moved = points @ matrix[:3, :3].T + matrix[:3, 3]
-    return float(np.linalg.norm(moved - points, axis=1).max())
-
-
 def _adapt_sampler(stages: list[ParameterMap], has_fixed_mask: bool) -> list[ParameterMap]:
     # elastix's "Random" sampler gives up inside a small mask on coarse levels;
     # "RandomSparseMask" draws the same kind of samples from the mask's voxel list.
@@ -254,11 +240,6 @@ def register_modality(
     registered = resample(moving, transform, reference, _final_interpolation(stages))
     total_seconds = time.perf_counter() - started
 
-    metric_before, metric_after, region_name = _similarity_report(reference, moving, registered, reference_mask)
-    # A start that is already optimal (identical or already aligned volumes) barely moves, and
-    # interpolation alone then lowers NMI (identical images: from its maximum, 2): not a failure.
-    displacement = start_displacement_mm(matrix, reference)
-    already_aligned = displacement is not None and displacement <= 0.1 * min(reference.GetSpacing())
     report = {
         "modality": name,
         "preset": preset.name,
@@ -270,14 +251,7 @@ def register_modality(
         "roles_swapped": bool(swap),
         "time_registration_s": round(elastix_seconds, 3),
         "time_total_s": round(total_seconds, 3),
-        "metric": "normalized_mutual_information",
-        "metric_region": region_name,
-        "metric_before": round(metric_before, 5),
-        "metric_after": round(metric_after, 5),
-        # A registration that lowers the similarity has most likely failed (wrong local optimum).
-        "metric_improved": bool(metric_after >= metric_before - 1e-4 or already_aligned),
-        "start_displacement_mm": None if displacement is None else round(displacement, 4),
-        "already_aligned": bool(already_aligned),
+        **similarity_verdict(*_similarity_report(reference, moving, registered, reference_mask), matrix, reference),
         "transform_kind": "linear" if matrix is not None else "displacement_field",
         "matrix_lps": matrix.tolist() if matrix is not None else None,
         "platform": platform.platform(),

@@ -12,6 +12,7 @@ imports this package (Testing/test_extension_layout.py checks both).
 from __future__ import annotations
 
 import json
+import tempfile
 from typing import Any
 
 import numpy as np
@@ -119,8 +120,9 @@ def load_registration(outcome: Any, reference_node, moving_node, registered_node
         # The core's matrix maps reference points to moving points (LPS): Slicer's "transform from parent".
         from_parent = from_parent_under(lps_to_ras_transform(outcome.matrix_lps), to_world(parent) if parent else None)
         transform.SetMatrixTransformFromParent(slicer.util.vtkMatrixFromArray(from_parent))
-    else:
-        transform = slicer.util.loadTransform(str(outcome.field_path))  # ITK displacement field; Slicer converts LPS
+    else:  # an ITK displacement field (Slicer converts LPS), held in memory by the job: on disk only while read
+        with tempfile.TemporaryDirectory(prefix="ElastixMonaiLabel-field-") as folder:
+            transform = slicer.util.loadTransform(str(outcome.field.write(folder)))
         transform.SetName(name + "_to_reference")
     transform.SetAttribute(MARK, "registration")
     transform.SetNodeReferenceID(moving_role, moving_node.GetID())
@@ -188,6 +190,9 @@ def label_volume_from_segmentation(segmentation_node, reference_node) -> VoxelVo
         if not slicer.modules.segmentations.logic().ExportSegmentsToLabelmapNode(
                 segmentation_node, ids, labelmap, reference_node, slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY, color_table):
             raise RuntimeError(f"the segments could not be exported from {segmentation_node.GetName()}")
+        # The export gives the labelmap the reference's own IJK-to-RAS and puts it under the reference's parent
+        # transform (vtkSlicerSegmentationsModuleLogic::ExportSegmentsToLabelmapNode, Slicer 5.10 and 5.12), so
+        # voxel_volume reads the reference's world grid: the grid the case was uploaded on, transform or not.
         return voxel_volume(labelmap, np.uint8)
     finally:
         slicer.mrmlScene.RemoveNode(labelmap)

@@ -9,11 +9,11 @@ from pathlib import Path
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
 from ElastixMonaiLabelLib.atlas_segmentation import CONTRASTS, build_atlases, segment_with_atlases
-from ElastixMonaiLabelLib.errors import InputError
 from ElastixMonaiLabelLib.labels import SYNTHSEG_STRUCTURES
 from ElastixMonaiLabelLib.multimodal import read_case
 
 from .infer_results import label_params, write_label_result
+from .request_params import yes_no
 
 logger = logging.getLogger(__name__)
 
@@ -48,20 +48,10 @@ class AtlasRegistrationSegmentation(InferTask):
         started = time.perf_counter()
         channels = read_case(request["image"])
         label, report = segment_with_atlases(channels, self.atlases, preset=request.get("preset", self.preset),
-                                             skull_stripped=_optional_flag(request, "skull_stripped"))
+                                             skull_stripped=yes_no(request.get("skull_stripped"), "skull_stripped",
+                                                                    default=None, auto=True))
         output = write_label_result(label, "atlas-seg-")
         params = {**label_params(), "model": "atlas_registration", "report": report,
                   "latencies": {"total": round(time.perf_counter() - started, 2)}}
         return output, params
 
-
-def _optional_flag(request, name: str) -> bool | None:
-    """A yes/no request param where absent (or "auto") means: let the model decide."""
-    value = request.get(name)
-    if value is None or str(value).lower() == "auto":
-        return None
-    if str(value).lower() in ("true", "1", "yes"):
-        return True
-    if str(value).lower() in ("false", "0", "no"):
-        return False
-    raise InputError(name, f"must be true, false or auto, not {value!r}")

@@ -13,7 +13,8 @@ unexpected errors into a bare HTTP 500. This module, installed once when the ser
 - a request size limit (``--conf max_upload_mb``, 1024 by default);
 - error handlers: every error is a JSON ``{"detail": message}`` with a 4xx for the client's
   mistakes and a 5xx naming the problem otherwise;
-- the app's own versions of the endpoints listed in lib.safe_routes, and no DICOMweb proxy,
+- the app's own versions of the endpoints listed in lib.safe_routes (datastore, infer, train,
+  model and session uploads), and no DICOMweb proxy,
   OHIF viewer, whole-slide inference or app reload (this app uses none of them).
 """
 
@@ -214,6 +215,9 @@ def _routes_to_replace(prefix: str) -> dict[tuple[str, str], Callable]:
         (f"{prefix}/infer/{{model}}", "POST"): r.run_inference,
         (f"{prefix}/train/{{model}}", "POST"): r.run_training,
         (f"{prefix}/model/{{model}}", "PUT"): r.update_model,
+        (f"{prefix}/session/", "PUT"): r.create_session,
+        (f"{prefix}/session/{{session_id}}", "GET"): r.get_session,
+        (f"{prefix}/session/{{session_id}}", "DELETE"): r.remove_session,
     }
 
 

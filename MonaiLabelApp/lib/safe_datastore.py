@@ -34,7 +34,9 @@ from monailabel.interfaces.datastore import DefaultLabelTag
 
 from ElastixMonaiLabelLib.datastore_names import check_image_id, check_label_tag, is_valid_image_id, path_inside
 from ElastixMonaiLabelLib.errors import InputError
+from ElastixMonaiLabelLib.files import write_text
 
+from .request_params import yes_no
 from .volume_checks import VolumeLimits, check_image_file, check_label_file, nifti_suffix, same_image
 
 logger = logging.getLogger(__name__)
@@ -43,27 +45,27 @@ FINAL = DefaultLabelTag.FINAL.value
 HISTORY = ".history"
 
 
-def is_yes(value: Any) -> bool:
-    """A yes/no request parameter: true, "true", 1, "1", "yes"."""
-    return value is True or (isinstance(value, (int, float)) and value == 1) or \
-        (isinstance(value, str) and value.strip().lower() in ("true", "1", "yes"))
-
-
 def utc_stamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.writing-{uuid.uuid4().hex[:8]}")
-    try:
-        with tmp.open("w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+def move_to_history(path: Path, reason: str, info: dict[str, Any] | None = None) -> Path | None:
+    """Move ``path`` into ``.history`` beside it as ``NAME.<UTC time>.EXT``; with ``info``, a JSON of that
+    metadata and why beside it. None when there is no such file."""
+    if not path.exists():
+        return None
+    history = path.parent / HISTORY
+    history.mkdir(exist_ok=True)
+    name = path.name
+    ext = next((e for e in (".nii.gz", ".nii", ".nrrd") if name.lower().endswith(e)), path.suffix)
+    stamp = utc_stamp()
+    target = history / f"{name[:len(name) - len(ext)]}.{stamp}{ext}"
+    os.replace(path, target)
+    if info is not None:
+        write_text(target.with_name(target.name[: len(target.name) - len(ext)] + ".json"),
+                   json.dumps({"file": name, "reason": reason, "moved_at": stamp, "info": info}, indent=2, default=str))
+    logger.info(f"kept {path} as {target} ({reason})")
+    return target
 
 
 def _complete_members(text: str, start: int) -> tuple[dict[str, Any], int | None]:
@@ -124,7 +126,7 @@ def recover_index(path: Path) -> None:
     model, seen = salvage_index(text)
     backup = path.with_name(f"{path.name}.damaged-{utc_stamp()}")
     shutil.copyfile(path, backup)
-    _atomic_write_text(path, json.dumps(model.model_dump(exclude={"base_path"}), indent=2, default=str))
+    write_text(path, json.dumps(model.model_dump(exclude={"base_path"}), indent=2, default=str))
     logger.warning(f"datastore index {path} could not be read ({problem}); rebuilt from the files on disk, keeping the "
                    f"metadata of {len(model.objects)} image(s) that survived ({seen} found); damaged file kept as {backup.name}")
 
@@ -245,21 +247,10 @@ class SafeDatastore(LocalDatastore):
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
-    def _archive(self, path: Path, info: dict[str, Any], reason: str) -> Path | None:
+    @staticmethod
+    def _archive(path: Path, info: dict[str, Any], reason: str) -> Path | None:
         """Move ``path`` into ``.history`` beside it, with a JSON of its metadata and why it went there."""
-        if not path.exists():
-            return None
-        history = path.parent / HISTORY
-        history.mkdir(exist_ok=True)
-        name = path.name
-        ext = next((e for e in (".nii.gz", ".nii", ".nrrd") if name.lower().endswith(e)), path.suffix)
-        stamp = utc_stamp()
-        target = history / f"{name[:len(name) - len(ext)]}.{stamp}{ext}"
-        os.replace(path, target)
-        _atomic_write_text(target.with_name(target.name[: len(target.name) - len(ext)] + ".json"),
-                           json.dumps({"file": name, "reason": reason, "moved_at": stamp, "info": info}, indent=2, default=str))
-        logger.info(f"kept {path} as {target} ({reason})")
-        return target
+        return move_to_history(path, reason, info)
 
     def _archive_image(self, image_id: str, obj: ImageLabelModel, reason: str) -> list[str]:
         moved = []
@@ -272,7 +263,7 @@ class SafeDatastore(LocalDatastore):
 
     def add_image(self, image_id: str, image_filename: str, image_info: dict[str, Any]) -> str:
         info = self._info(image_info, "params")
-        replace = is_yes(info.pop("replace", False))
+        replace = yes_no(info.pop("replace", None), "params.replace")
         if not image_id:
             raise HTTPException(status_code=422, detail="the image needs an id: give ?image=ID")
         image_id = self._image_id(image_id)
@@ -375,7 +366,7 @@ class SafeDatastore(LocalDatastore):
 
         def write() -> None:
             text = json.dumps(self._datastore.model_dump(exclude={"base_path"}), indent=2, default=str)
-            _atomic_write_text(Path(self._datastore_config_path), text)
+            write_text(Path(self._datastore_config_path), text)
             self._config_ts = os.stat(self._datastore_config_path).st_mtime
 
         if lock:

@@ -8,6 +8,9 @@
 - ``POST /train/{model}`` answers 404 for an unknown model at once.
 - ``PUT /model/{model}`` takes weights only when they load strictly into the model's network;
   the previous weights are kept in ``.history``.
+- ``PUT /session/`` keeps one checked case file (never unpacks an archive: MONAI Label's
+  ``uncompress`` would write an archive's ``../`` members outside its folder); session ids in
+  ``GET``/``DELETE /session/{id}`` and infer's ``session_id`` must be the server's UUIDs.
 - Upload file names are reduced to plain characters before MONAI Label names files after them.
 
 The handlers keep MONAI Label's parameter names, so its clients work unchanged.
@@ -24,20 +27,21 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 from fastapi import BackgroundTasks, Depends, File, Form, HTTPException, UploadFile
 from monailabel.config import settings
 from monailabel.endpoints import datastore as upstream_datastore
+from monailabel.endpoints import session as upstream_session
 from monailabel.endpoints import train as upstream_train
 from monailabel.endpoints.infer import ResultType, send_response
 from monailabel.endpoints.user.auth import RBAC, User
 from monailabel.interfaces.utils.app import app_instance
 
-from ElastixMonaiLabelLib.files import write_text
+from ElastixMonaiLabelLib.files import atomic_path, write_text
 
 from .model_weights import load_strictly, read_state_dict
-from .safe_datastore import utc_stamp
+from .safe_datastore import move_to_history
 from .volume_checks import check_image_file
 
 logger = logging.getLogger(__name__)
@@ -119,8 +123,8 @@ def update_label_info_deprecated(label: str, tag: str, params: str = Form("{}"),
 # -- infer ------------------------------------------------------------------------------------
 
 def _received(upload: UploadFile, background_tasks: BackgroundTasks, limits) -> Path:
-    """An infer upload saved in a folder of its own (removed after the reply), checked, named by its content."""
-    folder = Path(tempfile.mkdtemp(prefix="infer-input-"))
+    """An uploaded case saved in a folder of its own (removed after the reply), checked, named by its content."""
+    folder = Path(tempfile.mkdtemp(prefix="upload-"))
     background_tasks.add_task(shutil.rmtree, folder, True)
     raw = folder / "upload"
     with raw.open("wb") as stream:
@@ -150,11 +154,10 @@ async def run_inference(background_tasks: BackgroundTasks, model: str, image: st
     if file is not None:
         trusted = str(_received(file, background_tasks, instance.volume_limits))
     elif session_id:
-        sessions = instance.sessions()
-        session = sessions.get_session(session_id) if sessions is not None else None
+        session = _sessions(instance).get_session(checked_session_id(session_id))
         if session is None:
             raise HTTPException(status_code=404, detail=f"session {session_id!r} not found (expired?)")
-        if not os.path.isfile(session.image):
+        if not Path(session.image).is_file():
             raise HTTPException(status_code=422, detail=f"session {session_id!r} holds several files; send one case file")
         check_image_file(session.image, instance.volume_limits, f"session {session_id!r}")
         trusted = session.image
@@ -170,6 +173,55 @@ async def run_inference(background_tasks: BackgroundTasks, model: str, image: st
     return send_response(instance.datastore(), result, output, background_tasks)
 
 
+# -- sessions ---------------------------------------------------------------------------------
+
+# What MONAI Label names a session (Sessions.add_session: str(uuid.uuid1())), and the name of its folder.
+SESSION_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def checked_session_id(session_id: str) -> str:
+    """A session id as the server makes them; 400 otherwise (MONAI Label joins it into a folder path)."""
+    if not SESSION_ID.fullmatch(session_id):
+        raise HTTPException(status_code=400, detail=f"{session_id[:80]!r} is not a session id (PUT /session/ returns "
+                                                    "one, e.g. '3e8d33f8-ec96-11f1-b9ca-02fc00000001')")
+    return session_id
+
+
+def _sessions(instance):
+    sessions = instance.sessions()
+    if sessions is None:
+        raise HTTPException(status_code=406, detail="sessions are off on this server (MONAI_LABEL_SESSIONS=false)")
+    return sessions
+
+
+def create_session(background_tasks: BackgroundTasks, uncompress: bool = False, expiry: int = 0,
+                   files: List[UploadFile] = File(...), user: User = Depends(RBAC(settings.MONAI_LABEL_AUTH_ROLE_USER))):
+    """Keep one case file (checked like an upload) for ``expiry`` seconds, for infer to read by ``session_id``."""
+    instance = app_instance()
+    sessions = _sessions(instance)
+    if uncompress:
+        raise HTTPException(status_code=422, detail="this server does not unpack archives (uncompress=true): send the "
+                                                    "case as one NIfTI file (4D for several channels)")
+    if len(files) != 1:
+        raise HTTPException(status_code=422, detail=f"a session holds one case file (a 4D NIfTI for several channels), "
+                                                    f"not {len(files)} files")
+    case = _received(files[0], background_tasks, instance.volume_limits)
+    session_id, info = sessions.add_session(str(case), expiry, uncompress=False)
+    logger.info(f"session {session_id} created by {user.username} (expires after {info.expiry} s without use)")
+    return {"session_id": session_id, "session_info": info.to_json()}
+
+
+def get_session(session_id: str, update_ts: bool = False, image: bool = False,
+                user: User = Depends(RBAC(settings.MONAI_LABEL_AUTH_ROLE_USER))):
+    """A session's details, or its file with ``image=true``."""
+    return upstream_session.get_session(checked_session_id(session_id), update_ts, image)
+
+
+def remove_session(session_id: str, user: User = Depends(RBAC(settings.MONAI_LABEL_AUTH_ROLE_USER))):
+    """Remove a session and its file."""
+    return upstream_session.remove_session(checked_session_id(session_id))
+
+
 # -- training ---------------------------------------------------------------------------------
 
 def run_training(model: str, params: Optional[dict] = None, run_sync: Optional[bool] = False, enqueue: Optional[bool] = False,
@@ -183,45 +235,32 @@ def run_training(model: str, params: Optional[dict] = None, run_sync: Optional[b
 
 # -- models -----------------------------------------------------------------------------------
 
-def _archive_model(path: Path) -> Path | None:
-    if not path.exists():
-        return None
-    history = path.parent / ".history"
-    history.mkdir(exist_ok=True)
-    target = history / f"{path.stem}.{utc_stamp()}{path.suffix}"
-    os.replace(path, target)
-    return target
-
-
 def update_model(background_tasks: BackgroundTasks, model: str, file: UploadFile, spacing_mm: Optional[float] = None,
                  user: User = Depends(RBAC(settings.MONAI_LABEL_AUTH_ROLE_ADMIN))):
     """Replace a model's weights: only a weights-only checkpoint that loads strictly into its network.
 
     ``spacing_mm`` (synthseg only): the resolution the weights were trained at (default: the
-    current model's, else 2).
+    current model's, else 2). synthseg takes either width (8 or 16 filters): the weights' own.
     """
     instance = app_instance()
     target = instance.model_upload_target(model)
     if target is None:
         uploadable = ", ".join(instance.uploadable_models()) or "none"
         raise HTTPException(status_code=404, detail=f"model {model!r} has no weights to upload; models with weights: {uploadable}")
-    path, network = target
+    if spacing_mm is not None and not 0.1 <= spacing_mm <= 10:
+        raise HTTPException(status_code=422, detail=f"spacing_mm must be between 0.1 and 10, not {spacing_mm}")
+    path, network_for = target
     path.parent.mkdir(parents=True, exist_ok=True)
-    staged = path.with_name(f".{path.name}.incoming-{os.getpid()}-{id(file)}")
-    try:
+    source = f"uploaded weights for {model!r}"
+    with atomic_path(path) as staged:
         with staged.open("wb") as stream:
             shutil.copyfileobj(file.file, stream)
-        source = f"uploaded weights for {model!r}"
-        load_strictly(network, read_state_dict(staged, source), source)
-        if spacing_mm is not None and not 0.1 <= spacing_mm <= 10:
-            raise HTTPException(status_code=422, detail=f"spacing_mm must be between 0.1 and 10, not {spacing_mm}")
-        previous = _archive_model(path)
-        os.replace(staged, path)
-    finally:
-        staged.unlink(missing_ok=True)
-    sidecar = instance.model_upload_sidecar(model, spacing_mm)
+        state = read_state_dict(staged, source)
+        load_strictly(network_for(state), state, source)
+        previous = move_to_history(path, f"replaced by weights uploaded by {user.username}")
+    sidecar = instance.model_upload_sidecar(model, spacing_mm, state)
     if sidecar is not None:
-        _archive_model(path.with_suffix(".json"))
+        move_to_history(path.with_suffix(".json"), "replaced with the weights")
         write_text(path.with_suffix(".json"), json.dumps(sidecar, indent=2) + "\n")
     logger.info(f"model {model}: new weights installed by {user.username}" + (f"; previous kept as {previous}" if previous else ""))
     digest = hashlib.sha256(path.read_bytes()).hexdigest()

@@ -19,7 +19,6 @@ import torch
 from fastapi import HTTPException
 from monai.inferers import SlidingWindowInferer
 from monai.losses import DiceCELoss
-from monai.networks.nets import SegResNet
 from monai.transforms import (
     Activationsd,
     AsDiscreted,
@@ -40,17 +39,12 @@ from ElastixMonaiLabelLib.labels import SYNTHSEG_STRUCTURES
 from ElastixMonaiLabelLib.multimodal import canonical_channel, channel_names
 
 from .model_weights import load_strictly, read_state_dict
+from .networks import NUM_CLASSES, segresnet
 
 logger = logging.getLogger(__name__)
 
-NUM_CLASSES = len(SYNTHSEG_STRUCTURES) + 1
 SPACING_MM = (2.0, 2.0, 2.0)
 ROI = (64, 64, 64)
-
-
-def network(channels: int) -> torch.nn.Module:
-    return SegResNet(spatial_dims=3, in_channels=channels, out_channels=NUM_CLASSES, init_filters=8, blocks_down=(1, 2, 2, 2),
-                     blocks_up=(1, 1, 1), dropout_prob=0.1)
 
 
 def _case_channels(names: Sequence[str], wanted: Sequence[str]) -> list[str]:
@@ -145,7 +139,7 @@ class MultimodalSegmentation(BasicInferTask):
         self.channels = [canonical_channel(c) for c in channels]
         super().__init__(
             path=str(model_path),
-            network=network(len(self.channels)),
+            network=segresnet(len(self.channels)),
             type="segmentation",
             labels={s.name: s.value for s in SYNTHSEG_STRUCTURES},
             dimension=3,
@@ -248,7 +242,7 @@ class MultimodalSegmentationTrainer(BasicTrainTask):
         return self.training_datalist(datastore)
 
     def network(self, context: Context):
-        return network(len(self.channels))
+        return segresnet(len(self.channels))
 
     def optimizer(self, context: Context):
         return torch.optim.AdamW(context.network.parameters(), lr=2e-3, weight_decay=1e-5)

@@ -4,7 +4,8 @@ Weights: the model trained on this server (``<model_dir>/synthseg/model.pt``) wh
 one, else the weights shipped with the app (``MonaiLabelApp/weights/synthseg.pt`` and its
 JSON, made by lib.train_synthseg on a GPU; ``--conf synthseg_weights PATH`` for others,
 ``none`` for none); without either, inference refuses with HTTP 409. Weights are loaded as
-tensors only and strictly (every key and shape must match the network the JSON names).
+tensors only and strictly into the network of their own width (lib.networks.synthseg_network_for,
+the rule uploads pass too): every key and shape must match.
 
 Train task: images synthesised from the shipped SynthSeg label maps (plus any label maps
 configured with ``--conf synthseg_label_maps GLOB``), see lib.synthseg_training; it starts
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import pickle
 import tempfile
 import time
 from pathlib import Path
@@ -39,9 +39,11 @@ from ElastixMonaiLabelLib.resources import resource_path
 from ElastixMonaiLabelLib.sampledata import label_map_paths
 
 from .infer_results import label_params, requested_channel, write_label_result
+from .model_weights import load_strictly, read_state_dict
+from .networks import init_filters_of, synthseg_network_for
+from .request_params import yes_no
 from .synthseg_training import (
     SynthSegTrainingConfig,
-    load_model,
     model_info,
     segment_volume,
     to_model_grid,
@@ -109,11 +111,15 @@ class ContrastAgnosticSegmentation(InferTask):
         stat = path.stat()
         key = (str(path), stat.st_mtime_ns, stat.st_size, device)
         if self._loaded is None or self._loaded[0] != key:
+            source = f"the synthseg weights {path}"
             try:
                 info = model_info(path)
-                model = load_model(path, device)
-            except (OSError, RuntimeError, ValueError, KeyError, TypeError, pickle.UnpicklingError) as error:
-                raise HTTPException(status_code=409, detail=f"the synthseg weights {path} cannot be used: "
+                state = read_state_dict(path, source)
+                model = load_strictly(synthseg_network_for(state), state, source).to(device).eval()
+            except HTTPException as error:  # 422 for an upload; here the server's own weights: a conflict
+                raise HTTPException(status_code=409, detail=f"{error.detail}; the synthseg model cannot use them") from None
+            except (OSError, ValueError) as error:
+                raise HTTPException(status_code=409, detail=f"{source} cannot be used: "
                                                             f"{' '.join(str(error).split())[:400]}") from None
             self._loaded = (key, model, info)
         return self._loaded[1], self._loaded[2]
@@ -184,8 +190,8 @@ class SynthSegTrainer(TrainTask):
     def __call__(self, request, datastore):
         shipped = self.shipped_info()
         spacing = float(request.get("spacing_mm", shipped["spacing_mm"] if shipped else self.spacing_mm))
-        start_from_shipped = (shipped is not None and float(shipped["spacing_mm"]) == spacing
-                              and str(request.get("from_shipped", "true")).lower() != "false")
+        from_shipped = yes_no(request.get("from_shipped"), "from_shipped", default=True)
+        start_from_shipped = shipped is not None and float(shipped["spacing_mm"]) == spacing and from_shipped
         config = SynthSegTrainingConfig(
             spacing_mm=spacing,
             max_minutes=float(request.get("max_minutes", self.max_minutes)),
@@ -195,7 +201,7 @@ class SynthSegTrainer(TrainTask):
         )
         if start_from_shipped:
             config.init_weights = str(self.shipped)
-            config.init_filters = int(shipped.get("init_filters", 8))
+            config.init_filters = init_filters_of(torch.load(self.shipped, map_location="cpu", weights_only=True))
             config.translation_mm = float(shipped.get("translation_mm", 0.0))
             config.strip_prob = float(shipped.get("strip_prob", 0.0))
         if not 0.0 <= config.real_fraction <= 1.0:

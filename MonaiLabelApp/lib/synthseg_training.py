@@ -35,7 +35,6 @@ import numpy as np
 import torch
 from monai.data import CacheDataset, DataLoader
 from monai.losses import DiceCELoss
-from monai.networks.nets import SegResNet
 from monai.transforms import (
     Compose,
     CropForegroundd,
@@ -50,13 +49,13 @@ from monai.transforms import (
     Spacingd,
 )
 
-from ElastixMonaiLabelLib.labels import SYNTHSEG_STRUCTURES
+from ElastixMonaiLabelLib.files import atomic_path, write_text
 
+from .networks import NUM_CLASSES, init_filters_of, segresnet, synthseg_network_for
 from .synthesis import SynthSegGenerator, load_random_state, random_state_dict
 
 logger = logging.getLogger(__name__)
 
-NUM_CLASSES = len(SYNTHSEG_STRUCTURES) + 1
 CHECKPOINT_FORMAT = 1
 
 
@@ -69,7 +68,9 @@ class SynthSegTrainingConfig:
     crop: tuple[int, int, int] | None = None  # random crops of the roi (small for tests, or 1 mm); None: whole roi
     batch_size: int = 1
     learning_rate: float = 2e-3
-    lr_decay: bool = False  # linear decay to 5 % of learning_rate over max_minutes (a time budget's last steps count)
+    # Linear decay to 5 % of learning_rate over the training minutes of the run that started the schedule
+    # (its max_minutes less loading); a resumed run continues it (the checkpoint keeps it).
+    lr_decay: bool = False
     max_minutes: float = 30.0
     max_iterations: int = 100_000
     seed: int = 0
@@ -95,15 +96,6 @@ def head_roi(spacing_mm: float) -> tuple[int, int, int]:
     """Voxels of a 160 x 192 x 160 mm box (an adult brain with margin) at ``spacing_mm``, each
     a multiple of 8 (the network halves the size three times)."""
     return tuple(max(8, int(8 * round(extent / spacing_mm / 8))) for extent in (160, 192, 160))
-
-
-def synthseg_network(init_filters: int = 8) -> torch.nn.Module:
-    """The contrast-agnostic model: a SegResNet, 1 channel in, background + 32 structures out.
-
-    Its own definition (not lib.segmentation's) so that training needs no monailabel.
-    """
-    return SegResNet(spatial_dims=3, in_channels=1, out_channels=NUM_CLASSES, init_filters=init_filters,
-                     blocks_down=(1, 2, 2, 2), blocks_up=(1, 1, 1), dropout_prob=0.1)
 
 
 def amp_dtype(config: SynthSegTrainingConfig) -> torch.dtype | None:
@@ -211,9 +203,13 @@ class SynthSegTraining:
                                             num_workers=config.workers, pin_memory=cuda,
                                             generator=torch.Generator().manual_seed(config.seed + 1)))
         self.memory_format = torch.channels_last_3d if cuda else torch.contiguous_format
-        self.model = synthseg_network(config.init_filters)
+        self.model = segresnet(1, config.init_filters)
         if config.init_weights:
-            self.model.load_state_dict(torch.load(config.init_weights, map_location="cpu", weights_only=True), strict=True)
+            state = torch.load(config.init_weights, map_location="cpu", weights_only=True)
+            if init_filters_of(state) != config.init_filters:
+                raise ValueError(f"{config.init_weights} has init_filters {init_filters_of(state)}, not "
+                                 f"{config.init_filters}: start from weights of the same width (--filters)")
+            self.model.load_state_dict(state, strict=True)
         self.model = self.model.to(self.device, memory_format=self.memory_format)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate, weight_decay=1e-5)
         self.amp = amp_dtype(config)
@@ -222,6 +218,9 @@ class SynthSegTraining:
         self.loss_function = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False)
         self.iteration = self.real_iterations = self.samples = 0
         self.train_seconds = 0.0
+        # (training seconds at its start, its length in seconds): set by the first run with lr_decay, then
+        # kept in the checkpoint so that a resumed run goes on from where the rate was.
+        self.lr_schedule: tuple[float, float] | None = None
         self.validation = self._validation_set(validation_maps, priors_dir, validation_samples)
 
     def _validation_set(self, paths, priors_dir, count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -246,6 +245,11 @@ class SynthSegTraining:
     def set_learning_rate(self, rate: float) -> None:
         for group in self.optimizer.param_groups:
             group["lr"] = rate
+
+    def decayed_learning_rate(self, train_seconds: float) -> float:
+        """The rate ``train_seconds`` into the run (counted over resumes): linear from learning_rate to 5 %."""
+        start, length = self.lr_schedule
+        return self.config.learning_rate * max(0.05, 1 - (train_seconds - start) / max(length, 1e-9))
 
     def step(self) -> torch.Tensor:
         """One optimizer step; returns the loss as a device tensor (reading it would make the host wait)."""
@@ -282,7 +286,7 @@ class SynthSegTraining:
             "format": CHECKPOINT_FORMAT,
             "config": asdict(self.config),
             "iteration": self.iteration, "real_iterations": self.real_iterations, "samples": self.samples,
-            "train_seconds": self.train_seconds,
+            "train_seconds": self.train_seconds, "lr_schedule": self.lr_schedule,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
             "generator": self.generator.state_dict(), "draw": random_state_dict(self.draw),
             "torch_rng": torch.get_rng_state(),
@@ -308,6 +312,8 @@ class SynthSegTraining:
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
         self.iteration, self.real_iterations = state["iteration"], state["real_iterations"]
         self.samples, self.train_seconds = state["samples"], state["train_seconds"]
+        schedule = state.get("lr_schedule")  # absent from checkpoints of before the schedule was kept
+        self.lr_schedule = (float(schedule[0]), float(schedule[1])) if schedule is not None else None
 
 
 def _describe(path: str | Path) -> str:
@@ -323,9 +329,8 @@ def _plain(value):
 
 def _atomic_torch_save(obj, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def save_checkpoint(training: SynthSegTraining, path: str | Path) -> None:
@@ -347,12 +352,10 @@ def _trim_csv(path: Path, iteration: int) -> None:
         return
     with path.open(newline="") as handle:
         rows = [row for row in csv.DictReader(handle) if int(row["iteration"]) <= iteration]
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as handle:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def _append_csv(path: Path, row: dict) -> None:
@@ -384,9 +387,8 @@ def _publish(outputs: RunOutputs, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for source in (outputs.weights, outputs.weights.with_suffix(".json"), outputs.csv):
         if source and source.exists():
-            tmp = folder / (source.name + ".tmp")
-            shutil.copyfile(source, tmp)
-            os.replace(tmp, folder / source.name)
+            with atomic_path(folder / source.name) as tmp:
+                shutil.copyfile(source, tmp)
 
 
 def run_training(training: SynthSegTraining, outputs: RunOutputs, log: Callable[[str], None] = logger.info,
@@ -442,13 +444,16 @@ def run_training(training: SynthSegTraining, outputs: RunOutputs, log: Callable[
 
     if outputs.csv and outputs.checkpoint:
         _trim_csv(outputs.csv, training.iteration)
+    if config.lr_decay and training.lr_schedule is None:
+        # The schedule spans the training time this run has left (its budget less loading), counted over resumes.
+        training.lr_schedule = (seconds_at_start, budget - (loop_start - started))
     start_iteration = recorded_at = training.iteration
     while training.iteration < config.max_iterations:
         elapsed = time.monotonic() - started
         if elapsed >= budget or (stop and stop()):
             break
         if config.lr_decay:
-            training.set_learning_rate(config.learning_rate * max(0.05, 1 - elapsed / budget))
+            training.set_learning_rate(training.decayed_learning_rate(seconds_at_start + time.monotonic() - loop_start))
         pending.append(training.step())
         if training.iteration % log_every == 0:
             recent = torch.stack(pending[-log_every:]).float().mean().item()
@@ -489,9 +494,7 @@ def save_model(model: torch.nn.Module, config: SynthSegTrainingConfig, out_path:
                         for k, v in model.state_dict().items()}, out_path)
     info = {**asdict(config), **summary,
             "network": f"SegResNet(init_filters={config.init_filters}), 1 channel in, {NUM_CLASSES} classes"}
-    info_tmp = out_path.with_suffix(".json.tmp")
-    info_tmp.write_text(json.dumps(info, indent=2) + "\n")
-    os.replace(info_tmp, out_path.with_suffix(".json"))
+    write_text(out_path.with_suffix(".json"), json.dumps(info, indent=2) + "\n")
 
 
 def model_info(path: str | Path) -> dict:
@@ -503,10 +506,11 @@ def model_info(path: str | Path) -> dict:
 
 
 def load_model(path: str | Path, device: str = "cpu") -> torch.nn.Module:
-    """The network with these weights: tensors only (weights_only) and strictly (every key, every shape)."""
-    filters = int(model_info(path).get("init_filters", 8))
-    model = synthseg_network(filters)
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+    """The network with these weights: tensors only (weights_only) and strictly (every key, every shape), at
+    the width the weights have (lib.networks.synthseg_network_for, as the server loads them)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model = synthseg_network_for(state)
+    model.load_state_dict(state, strict=True)
     return model.to(device).eval()
 
 

@@ -11,7 +11,8 @@ resumes from DIR/checkpoint.pt (``--restart`` ignores it). ``--publish DIR2`` co
 JSON and CSV there too at every checkpoint (a GPU machine's $OUT: the files come back even if
 the call is cut short). SIGTERM or Ctrl-C: it writes a
 checkpoint and stops. ``--minutes`` is this invocation's wall-clock budget, loading included;
-``--max-iterations`` counts over resumes.
+``--max-iterations`` counts over resumes. ``--lr-decay`` spans the training time of the run that
+started it; a resumed run continues it from the rate reached (the checkpoint keeps the schedule).
 
 Needs torch, numpy, nibabel and MONAI only (no monailabel, no ITK).
 """
@@ -57,7 +58,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--filters", type=int, default=8, help="SegResNet init_filters (8: 2.9 MB, 16: 11.7 MB of weights)")
     p.add_argument("--lr", type=float, default=2e-3, help="AdamW learning rate")
-    p.add_argument("--lr-decay", action="store_true", help="decay the learning rate linearly to 5%% over --minutes")
+    p.add_argument("--lr-decay", action="store_true", help="decay the learning rate linearly to 5%% over this run's --minutes (less loading); "
+                        "a resumed run continues the decay where it was")
     p.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto",
                    help="mixed precision: auto = bf16 on cuda, off (float32) on cpu")
     p.add_argument("--roi", type=int, nargs=3, default=None, help="head box in voxels (default 160x192x160 mm)")

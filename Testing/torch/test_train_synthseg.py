@@ -1,6 +1,6 @@
 """The unattended training command on tiny volumes (3 mm, 32^3 crops, CPU): it checkpoints, stops on
-SIGTERM with a checkpoint, resumes where it stopped (same iterations as an uninterrupted run),
-and logs rows to its CSV."""
+SIGTERM with a checkpoint, resumes where it stopped (same iterations as an uninterrupted run, the
+learning-rate decay where it was), and logs rows to its CSV."""
 
 import csv
 import json
@@ -78,3 +78,18 @@ def test_sigterm_writes_a_checkpoint_and_the_same_command_resumes(tmp_path):
                     "--checkpoint-iterations", "2", *TINY])
     assert (history["start_iteration"], history["iterations"]) == (stopped_at, stopped_at + 2)
     assert int(rows(out)[-1]["iteration"]) == stopped_at + 2
+
+
+def test_a_resumed_run_continues_the_learning_rate_decay(tmp_path):
+    """--lr-decay spans the first run's training time; the same command again goes on from the rate reached
+    (the schedule is in the checkpoint), not from the full rate."""
+    out, rate = tmp_path / "decay", 2e-3
+    decay = ["--lr", str(rate), "--lr-decay", "--checkpoint-iterations", "1", *TINY]
+    main(["--out", str(out), "--minutes", "0.5", *decay])  # until its time is up
+    first = [float(r["learning_rate"]) for r in rows(out)]
+    assert len(first) >= 2 and first == sorted(first, reverse=True) and first[-1] < 0.5 * rate, first
+    stopped_at = int(rows(out)[-1]["iteration"])
+    history = main(["--out", str(out), "--minutes", "5", "--max-iterations", str(stopped_at + 2), *decay])
+    assert (history["start_iteration"], history["iterations"]) == (stopped_at, stopped_at + 2)
+    resumed = [float(r["learning_rate"]) for r in rows(out)][len(first):]
+    assert len(resumed) == 2 and max(resumed) <= first[-1], (first, resumed)
