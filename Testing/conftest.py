@@ -25,6 +25,14 @@ if importlib.util.find_spec("torch") is None or importlib.util.find_spec("monai"
     collect_ignore = ["torch"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def separate_cache(tmp_path_factory):
+    """Atlases and other cached builds go to this session's folder, not the user's ~/.cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ELASTIXMONAILABEL_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 class Subject:
     """A generated subject on disk with its ground truth."""
 

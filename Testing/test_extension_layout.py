@@ -41,7 +41,8 @@ def cmake_list(path: Path, variable: str) -> list[str]:
 
 def test_every_lib_file_is_listed_in_cmake():
     listed = set(cmake_list(MODULE / "CMakeLists.txt", "MODULE_PYTHON_SCRIPTS"))
-    present = {p.relative_to(MODULE).as_posix() for p in LIB.glob("*.py")} | {"ElastixMonaiLabel.py"}
+    packages = (LIB, MODULE / "ElastixMonaiLabelSlicer")
+    present = {p.relative_to(MODULE).as_posix() for package in packages for p in package.glob("*.py")} | {"ElastixMonaiLabel.py"}
     assert present == listed
 
 
@@ -81,16 +82,53 @@ def test_compiles_for_slicer_and_here(path, version):
     compile(source, str(path), "exec")
 
 
+def _imported(nodes) -> set[str]:
+    names = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names.add((node.module or "").split(".")[0])
+    return names
+
+
+SLICER_NAMES = {"slicer", "qt", "ctk", "vtk", "SampleData", "Elastix"}
+
+
 @pytest.mark.parametrize("path", sorted(LIB.glob("*.py")), ids=lambda p: p.name)
 def test_lib_imports_nothing_from_slicer(path):
-    forbidden = {"slicer", "qt", "ctk", "vtk", "monailabel"}
-    for node in ast.walk(ast.parse(path.read_text())):
-        names = []
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0:
-            names = [node.module or ""]
-        assert not {name.split(".")[0] for name in names} & forbidden, (path.name, names)
+    tree = ast.parse(path.read_text())
+    assert not _imported(ast.walk(tree)) & {"monailabel", "ElastixMonaiLabelSlicer"}, path.name
+    assert not _imported(ast.walk(tree)) & SLICER_NAMES, path.name
+
+
+@pytest.mark.parametrize("path", sorted((MODULE / "ElastixMonaiLabelSlicer").glob("*.py")), ids=lambda p: p.name)
+def test_the_slicer_layer_imports_slicer_inside_its_functions_only(path):
+    # Only ElastixMonaiLabel.py imports this package; importing it never needs Slicer.
+    assert not _imported(ast.parse(path.read_text()).body) & SLICER_NAMES, path.name
+
+
+def test_module_file_is_thin():
+    assert len(MODULE_FILE.read_text().splitlines()) < 600
+
+
+def test_catalog_urls_name_committed_files():
+    # The ExtensionsIndex checks that the icon and screenshot URLs answer: they must name files in this repository.
+    top = (ROOT / "CMakeLists.txt").read_text()
+    prefix = "https://raw.githubusercontent.com/elastix-monailabel/SlicerElastixMonaiLabel/main/"
+    for variable in ("EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS"):
+        urls = re.search(rf'set\({variable} "([^"]+)"\)', top).group(1).split()
+        for url in urls:
+            assert url.startswith(prefix), url
+            assert (ROOT / url[len(prefix):]).is_file(), url
+    assert "screenshot-placeholder" not in top
+
+
+def test_self_test_loads_slicer_elastix_module():
+    # The extension's own CTest must find SlicerElastix's Elastix module (its executables drive the self-test).
+    text = (MODULE / "CMakeLists.txt").read_text()
+    assert "--additional-module-path ${SlicerElastix_DIR}/${Slicer_QTSCRIPTEDMODULES_LIB_DIR}" in text
+    assert re.search(r"slicer_add_python_unittest\(SCRIPT \$\{MODULE_NAME\}\.py \$\{_elastix_module_args\}\)", text)
 
 
 def parameter_node_fields() -> set[str]:

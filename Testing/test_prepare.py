@@ -4,6 +4,7 @@ import json
 import shutil
 
 import itk
+import numpy as np
 import pytest
 import synthseg_stand_in
 
@@ -197,3 +198,32 @@ def test_prepare_says_when_synthseg_is_not_installed(brats_folder, tmp_path, mon
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "synthseg_2.0.h5").write_bytes(b"")
     assert find_synthseg(tmp_path, python="/usr/bin/python3").program == ("/usr/bin/python3", str(tmp_path / "scripts" / "commands" / "SynthSeg_predict.py"))
+
+
+def test_brats_cases_are_kept_as_they_are_unless_registration_is_asked_for(make_subject, tmp_path):
+    # BraTS modalities come co-registered on one grid; re-registering them would move them 1-2 mm.
+    import nibabel
+
+    case = "BraTS-GLI-00001-000"
+    source = tmp_path / "brats2023" / case
+    source.mkdir(parents=True)
+    subject = make_subject(seed=40, spacing_mm=3.0)
+    for suffix, modality in (("t1n", "t1"), ("t1c", "t1"), ("t2w", "t2"), ("t2f", "flair")):
+        shutil.copy(subject.path(modality), source / f"{case}-{suffix}.nii.gz")
+    summary = prepare_dataset(source.parent, tmp_path / "kept", layout="brats2023")
+    assert summary["done"] == [case] and "kept as they are" in summary["registration"]
+    stored = nibabel.load(str(tmp_path / "kept" / f"{case}.nii.gz"))
+    for index, suffix in enumerate(("t1n", "t1c", "t2w", "t2f")):
+        original = nibabel.load(str(source / f"{case}-{suffix}.nii.gz"))
+        assert np.array_equal(np.asarray(stored.dataobj)[..., index], np.asarray(original.dataobj, dtype=np.float32))
+        np.testing.assert_allclose(stored.affine, original.affine, atol=1e-5)
+    record = json.loads((tmp_path / "kept" / ".prepare" / f"{case}.json").read_text())
+    assert set(record["registration"].values()) == {"kept as it is: already on the reference grid"}
+
+    # A modality on another grid is not what BraTS hands out: refused with what to do.
+    thick = make_subject(seed=40, spacing_mm=3.0, thick_flair=6.0)
+    shutil.copy(thick.path("flair"), source / f"{case}-t2f.nii.gz")
+    refused = prepare_dataset(source.parent, tmp_path / "refused", layout="brats2023")
+    assert "is not on the grid of" in refused["failed"][case] and "--register" in refused["failed"][case]
+    registered = prepare_dataset(source.parent, tmp_path / "registered", layout="brats2023", register=True)
+    assert registered["done"] == [case] and registered["registration"] == "co-registered to t1"

@@ -20,8 +20,9 @@ from ElastixMonaiLabelLib.datasets import prepare_dataset
 from ElastixMonaiLabelLib.evaluation import dice_per_label
 from ElastixMonaiLabelLib.images import read_volume
 from ElastixMonaiLabelLib.labels import SYNTHSEG_STRUCTURES, freesurfer_to_values
-from ElastixMonaiLabelLib.multimodal import case_id, channel_names, read_case, write_case
+from ElastixMonaiLabelLib.multimodal import case_id, channel_names, read_case, write_case, write_case_volumes
 from ElastixMonaiLabelLib.segments import labelmap_from_masks, segments_from_params
+from ElastixMonaiLabelLib.server_jobs import same_case
 from ElastixMonaiLabelLib.server_process import DEFAULT_PYTHON, LocalServer, free_port
 
 
@@ -137,10 +138,22 @@ def test_client_mistakes_get_4xx_with_a_message(server, tmp_path):
     assert error.value.status == 404
     broken = tmp_path / "broken.nii.gz"
     broken.write_bytes(b"not a nifti file")
-    with pytest.raises(ServerError, match="unreadable case file") as error:
+    with pytest.raises(ServerError, match="broken.nii.gz.*is not a NIfTI file") as error:
         client.infer("atlas_registration", "case-001", tmp_path / "x.nii.gz", file=broken)
     assert error.value.status == 422
     assert not (tmp_path / "x.nii.gz").exists()
+
+
+def test_a_case_no_atlas_can_register_is_refused_with_422_and_the_reasons(server, tmp_path):
+    # Real scans once made elastix stop ("Too many samples map outside moving image buffer") and the
+    # server answer HTTP 500. Now a failed atlas is left out; when every atlas fails the answer is 422.
+    _, client, _ = server
+    rng = np.random.default_rng(0)
+    noise = tmp_path / "noise.nii.gz"
+    nibabel.save(nibabel.Nifti1Image(rng.uniform(0, 100, (24, 24, 24)).astype(np.float32), np.diag([3.0, 3.0, 3.0, 1.0])), str(noise))
+    with pytest.raises(ServerError, match="no atlas could be registered onto this image") as refused:
+        client.infer("atlas_registration", "not-a-brain", tmp_path / "x.nii.gz", file=noise)
+    assert refused.value.status == 422 and "atlas-00" in str(refused.value)
 
 
 def test_server_down_and_bad_address_are_clear():
@@ -197,3 +210,92 @@ def test_module_round_trip_without_slicer(server, subject, tmp_path):
     assert "final" in client.datastore()["objects"][image_id]["labels"]
     downloaded = client.download_image(image_id, tmp_path / "downloaded.nii.gz")
     assert downloaded.read_bytes() == case.read_bytes()
+
+
+def test_slicer_module_jobs_against_the_server(server, tmp_path):
+    """The Slicer module's own path, minus the nodes, on the arrays it copies out of them: a generated subject
+    co-registered by the elastix executable, sent as one case (numpy NIfTI), segmented, the training followed on
+    the module's job board until the server says why it stopped, the label submitted, the next case fetched."""
+    import time
+
+    from ElastixMonaiLabelLib.array_registration import RegistrationRequest, registration_work
+    from ElastixMonaiLabelLib.jobs import JobBoard
+    from ElastixMonaiLabelLib.process import CancelToken
+    from ElastixMonaiLabelLib.quick_subject import make_quick_subject
+    from ElastixMonaiLabelLib.server_jobs import TrainingRun, next_sample_work, segmentation_work, submit_work
+
+    _, client, studies = server
+    subject = make_quick_subject(seed=3)
+    outcomes = registration_work(RegistrationRequest(
+        subject.volumes["t1"], [subject.volumes["t2"], subject.volumes["flair"]], ["t1", "t2", "flair"], tmp_path / "work",
+        engine="executable", elastix=shutil.which("elastix"), transformix=shutil.which("transformix")),
+        lambda *event: None, CancelToken())
+    channels = {"t1": subject.volumes["t1"], **{o.modality: o.registered for o in outcomes}}
+    image_id, label, params, _fingerprint = segmentation_work(client, "atlas_registration", "quick subject", channels,
+                                                              tmp_path, lambda *event: None, CancelToken())
+    assert image_id.startswith("quick-subject-") and channel_names(studies / f"{image_id}.nii.gz") == ["t1", "t2", "flair"]
+    np.testing.assert_allclose(label.ijk_to_ras, subject.volumes["t1"].ijk_to_ras)
+    assert label.array.dtype == np.uint8 and len(np.unique(label.array)) > 20
+    assert {s.name for s in segments_from_params(params, np.unique(label.array))} >= {"Left-Hippocampus", "Brain-Stem"}
+
+    board, heard = JobBoard(), []
+    run = TrainingRun(client, "segmentation", 1)
+    run.start(board, lambda fraction, message: heard.append(message))
+    deadline = time.monotonic() + 180
+    while not board.idle and time.monotonic() < deadline:
+        for _role, job, on_done in board.poll()[1]:
+            on_done(job)
+        time.sleep(0.2)
+    assert board.idle and not run.running and heard[-1].startswith("training error"), heard
+
+    # Before the label goes back, at least this image is unlabelled: the strategy has a case to give.
+    next_id, fetched, _fingerprint = next_sample_work(client, "first", tmp_path)
+    expected = read_case(studies / f"{next_id}.nii.gz")
+    assert list(fetched) == list(expected)
+    assert np.array_equal(fetched["t1"].array, itk.array_from_image(expected["t1"]))
+    assert submit_work(client, image_id, label, tmp_path) == image_id
+    assert "final" in client.datastore()["objects"][image_id]["labels"]
+
+
+def test_a_fetched_case_is_segmented_and_labelled_where_it_is(server, tmp_path):
+    """Fetch next case -> Segment -> Submit, as the module runs them: the model runs on the fetched image (nothing is
+    uploaded) and the final label lands on it, so the strategy stops offering it and the datastore gains no copy."""
+    from ElastixMonaiLabelLib.process import CancelToken
+    from ElastixMonaiLabelLib.quick_subject import make_quick_subject
+    from ElastixMonaiLabelLib.server_jobs import next_sample_work, segmentation_work, submit_work
+    from ElastixMonaiLabelLib.voxels import VoxelVolume
+
+    _, client, studies = server
+    # A case someone else put on the server, unlabelled, so that the strategy has one to give whatever ran before.
+    waiting = make_quick_subject(seed=8)
+    case = write_case_volumes(waiting.volumes, tmp_path / "waiting.nii.gz")
+    client.upload_image(case, case_id("waiting", case))
+    images = set(client.datastore()["objects"])
+
+    fetched_id, channels, fingerprint = next_sample_work(client, "first", tmp_path)
+    # What Segment copies back out of the nodes the fetch made: float32 voxels, the matrix through VTK's rounding.
+    from_nodes = {name: VoxelVolume(volume.array.astype(np.float32), volume.ijk_to_ras + 1e-9)
+                  for name, volume in channels.items()}
+    events = []
+    image_id, label, params, same = segmentation_work(client, "atlas_registration", f"{fetched_id}_t1", from_nodes, tmp_path,
+                                                      lambda *event: events.append(event), CancelToken(),
+                                                      on_server=(fetched_id, fingerprint))
+    assert image_id == fetched_id and same_case(same, fingerprint)
+    assert not any("uploading" in str(event) for event in events), events
+    assert set(client.datastore()["objects"]) == images  # no copy of the case
+    assert len(np.unique(label.array)) > 20
+    # The user corrects it and submits: the final label is the fetched image's.
+    assert submit_work(client, image_id, label, tmp_path, same) == fetched_id
+    datastore = client.datastore()["objects"]
+    assert set(datastore) == images and "final" in datastore[fetched_id]["labels"]
+    stored = nibabel.load(str(studies / "labels" / "final" / f"{fetched_id}.nii.gz"))
+    assert np.array_equal(np.asarray(stored.dataobj).astype(np.uint8).transpose(2, 1, 0), label.array)
+    # The strategy no longer offers the labelled case.
+    following = client.next_sample("first")
+    assert not following or following.get("id") != fetched_id
+    # A remembered image that has left the datastore since (deleted on the server): the case is uploaded after all.
+    events.clear()
+    image_id, _, _, _ = segmentation_work(client, "atlas_registration", "re-sent", from_nodes, tmp_path,
+                                          lambda *event: events.append(event), CancelToken(), on_server=("gone", fingerprint))
+    assert image_id.startswith("re-sent-") and any("uploading" in str(event) for event in events)
+    assert set(client.datastore()["objects"]) == images | {image_id}

@@ -26,7 +26,9 @@ def server(make_subject, tmp_path_factory):
         shutil.copy(subject.labels, case / f"case-{index}_synthseg.nii.gz")  # FreeSurfer ids, as SynthSeg writes
     studies = tmp_path_factory.mktemp("datastore")
     assert prepare_dataset(source, studies, label_pattern="*_synthseg.nii.gz")["done"] == ["case-0", "case-1", "case-2"]
-    local = LocalServer(studies, conf={"atlases": "1", "atlas_spacing": "3", "cache": str(tmp_path_factory.mktemp("cache"))})
+    # synthseg_weights none: the synthseg test starts from "no weights" even where weights ship with the app.
+    local = LocalServer(studies, conf={"atlases": "1", "atlas_spacing": "3", "cache": str(tmp_path_factory.mktemp("cache")),
+                                       "synthseg_weights": "none"})
     client = local.start()
     yield client, studies
     local.stop()

@@ -1,6 +1,6 @@
 """Accuracy and time of the atlas_registration model at 2 mm on subjects no atlas was made from.
 
-Run: .venv/bin/python benchmarks/segmentation.py [--atlases 5] [--subjects 3] [--spacing 2]
+Run: .venv/bin/python benchmarks/segmentation.py [--atlases 12] [--subjects 3] [--spacing 2]
 
 Atlases are synthesised from the first K shipped SynthSeg label maps; test subjects from
 other label maps (misaligned T1/T2/FLAIR; the model reads the T1 channel). Prints Dice per
@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ElastixMonaiLabel"))
 
-from ElastixMonaiLabelLib.atlas_segmentation import build_atlases, segment_with_atlases  # noqa: E402
+from ElastixMonaiLabelLib.atlas_segmentation import DEFAULT_ATLASES, build_atlases, segment_with_atlases  # noqa: E402
 from ElastixMonaiLabelLib.evaluation import dice_per_label  # noqa: E402
 from ElastixMonaiLabelLib.labels import SYNTHSEG_STRUCTURES, freesurfer_to_values  # noqa: E402
 from ElastixMonaiLabelLib.sampledata import SubjectSpec, generate_subject, label_map_paths  # noqa: E402
@@ -28,7 +28,7 @@ from ElastixMonaiLabelLib.sampledata import SubjectSpec, generate_subject, label
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--atlases", type=int, default=5)
+    parser.add_argument("--atlases", type=int, default=DEFAULT_ATLASES)
     parser.add_argument("--subjects", type=int, default=3)
     parser.add_argument("--spacing", type=float, default=2.0)
     parser.add_argument("--preset", default="atlas-deformable")

@@ -10,6 +10,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from .atlas_segmentation import DEFAULT_ATLASES
+from .demo import DEMO_SEED
 from .errors import CancelledError, ElastixMonaiLabelError
 from .jobs import format_event
 from .process import CancelToken
@@ -55,6 +57,51 @@ def _progress(args: argparse.Namespace, description: str):
     return _progress_bar(description)
 
 
+def _whole(minimum: int):
+    """argparse type: a whole number >= ``minimum`` (threads, workers, atlases, subjects: 1; seeds: 0)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, not {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more, not {value}")
+        return value
+
+    return parse
+
+
+_count = _whole(1)
+_seed = _whole(0)
+
+
+def _port(text: str) -> int:
+    value = _count(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number, 1-65535, not {value}")
+    return value
+
+
+def _number(minimum: float, inclusive: bool):
+    """argparse type: a finite number above ``minimum`` (or equal to it when ``inclusive``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
+        if value != value or value in (float("inf"), float("-inf")) or value < minimum or (value == minimum and not inclusive):
+            raise argparse.ArgumentTypeError(f"must be {'>=' if inclusive else '>'} {minimum:g}, not {text}")
+        return value
+
+    return parse
+
+
+_positive = _number(0.0, inclusive=False)
+_non_negative = _number(0.0, inclusive=True)
+
+
 def _add_sample_data(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "sample-data",
@@ -65,13 +112,13 @@ def _add_sample_data(commands: argparse._SubParsersAction) -> None:
         "subject.json (seed, transforms, spacing).",
     )
     parser.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same subject (default 0)")
-    parser.add_argument("--spacing", type=float, default=1.0, help="voxel size in mm, e.g. 1, 2 or 3 (default 1)")
-    parser.add_argument("--subjects", type=int, default=1, help="number of subjects, seeds SEED, SEED+1, ... (default 1)")
-    parser.add_argument("--thick-flair", type=float, default=None, metavar="MM",
+    parser.add_argument("--seed", type=_seed, default=0, help="random seed; the same seed gives the same subject (default 0)")
+    parser.add_argument("--spacing", type=_positive, default=1.0, help="voxel size in mm, e.g. 1, 2 or 3 (default 1)")
+    parser.add_argument("--subjects", type=_count, default=1, help="number of subjects, seeds SEED, SEED+1, ... (default 1)")
+    parser.add_argument("--thick-flair", type=_positive, default=None, metavar="MM",
                         help="give the FLAIR thick axial slices of MM mm (e.g. 5); default: same spacing as the others")
-    parser.add_argument("--max-rotation", type=float, default=10.0, metavar="DEG", help="largest misalignment rotation (default 10)")
-    parser.add_argument("--max-translation", type=float, default=10.0, metavar="MM", help="largest misalignment shift (default 10)")
+    parser.add_argument("--max-rotation", type=_non_negative, default=10.0, metavar="DEG", help="largest misalignment rotation (default 10)")
+    parser.add_argument("--max-translation", type=_non_negative, default=10.0, metavar="MM", help="largest misalignment shift (default 10)")
     parser.add_argument("--label-map", type=Path, default=None,
                         help="a whole-head label map with FreeSurfer ids (default: one of the shipped SynthSeg maps, by seed)")
     parser.set_defaults(run=_run_sample_data)
@@ -121,7 +168,7 @@ def _add_register(commands: argparse._SubParsersAction) -> None:
                         "(from $ELASTIX_EXECUTABLE or PATH) in a subprocess")
     parser.add_argument("--fixed-mask", type=Path, default=None, help="mask on the reference grid: only voxels inside count")
     parser.add_argument("--moving-mask", type=Path, nargs="+", default=None, help="one mask per moving volume, on its grid")
-    parser.add_argument("--threads", type=int, default=None, help="elastix threads (default: all cores)")
+    parser.add_argument("--threads", type=_count, default=None, help="elastix threads, 1 or more (default: all cores)")
     parser.add_argument("--verbose", action="store_true", help="print elastix's log")
     parser.set_defaults(run=_run_register)
 
@@ -179,18 +226,23 @@ def _add_prepare(commands: argparse._SubParsersAction) -> None:
                         "on each reference image, keeping its volumes/QC CSVs in DATASTORE/synthseg; or label files to "
                         "import, as a glob pattern in each case's folder (e.g. '*_synthseg.nii.gz'). SynthSeg and "
                         "imported labels are stored as the 'final' label")
-    parser.add_argument("--atlases", type=int, default=5, help="atlases for --labels registration (default 5)")
+    parser.add_argument("--atlases", type=_count, default=DEFAULT_ATLASES,
+                        help=f"atlases for --labels registration (default {DEFAULT_ATLASES})")
     parser.add_argument("--synthseg-checkout", type=Path, default=None, metavar="DIR",
                         help="for --labels synthseg: a SynthSeg checkout with its weights in DIR/models, run instead of "
                         "mri_synthseg (default: $ELASTIXMONAILABEL_SYNTHSEG)")
     parser.add_argument("--synthseg-python", default=None, metavar="PYTHON",
                         help="the Python (with TensorFlow) that runs the SynthSeg checkout (default: this one)")
-    parser.add_argument("--workers", type=int, default=1, help="cases prepared in parallel (default 1)")
+    parser.add_argument("--workers", type=_count, default=1, help="cases prepared in parallel (default 1)")
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS|local",
                         help="run the cases on a Dask cluster (scheduler address, e.g. tcp://10.0.0.5:8786, or 'local' for "
                         "a local cluster of --workers processes); its workers must see SRC and --out at the same paths")
     parser.add_argument("--preset", default=None, help="registration preset (default brain-rigid)")
     parser.add_argument("--engine", choices=("itk", "executable"), default="itk", help="elastix engine (default itk)")
+    parser.add_argument("--register", action="store_true",
+                        help="co-register the modalities of BraTS layouts too (default: BraTS cases, which come co-registered "
+                        "on one grid, are kept as they are after checking that their modalities share it; other layouts are "
+                        "always co-registered)")
     parser.set_defaults(run=_run_prepare)
 
 
@@ -200,6 +252,7 @@ def _run_prepare(args: argparse.Namespace, cancel: CancelToken) -> int:
 
     # Checked once, before any work: a missing SynthSeg is the user's setup, not a case's failure.
     synthseg = find_synthseg(args.synthseg_checkout, args.synthseg_python) if args.labels == "synthseg" else None
+    created = not args.out.exists()
     bar, update = _progress(args, "preparing")
     try:
         summary = prepare_dataset(
@@ -208,15 +261,121 @@ def _run_prepare(args: argparse.Namespace, cancel: CancelToken) -> int:
             label_pattern=None if args.labels in ("none", "registration", "synthseg") else args.labels,
             atlas_labels=args.atlases if args.labels == "registration" else 0, synthseg=synthseg, workers=args.workers,
             scheduler=args.scheduler, preset=args.preset,
-            engine=args.engine, progress=lambda done, total, name: update(done / total, f"{done}/{total} {name}"),
+            engine=args.engine, register=True if args.register else None,
+            progress=lambda done, total, name: update(done / total, f"{done}/{total} {name}"), cancel=cancel,
         )
+    except BaseException:
+        if created and args.out.is_dir() and not any(args.out.iterdir()):
+            args.out.rmdir()  # e.g. an unreachable Dask scheduler: a failed command leaves no empty --out behind
+        raise
     finally:
         bar.close()
-    print(f"done {len(summary['done'])}, skipped {len(summary['skipped'])} (already prepared), failed {len(summary['failed'])}")
+    print(f"modalities {summary['registration']}")
+    print(f"done {len(summary['done'])}, skipped {len(summary['skipped'])} (already prepared), failed {len(summary['failed'])}"
+          + (f", cancelled {len(summary['cancelled'])} (a rerun prepares them)" if summary["cancelled"] else ""))
     for case, reason in summary["failed"].items():
         print(f"  failed {case}: {reason}", file=sys.stderr)
     print(f"summary: {args.out / 'prepare_summary.json'}")
+    if cancel.cancelled:
+        print("cancelled by the user", file=sys.stderr)
+        return 130
     return 4 if summary["failed"] else 0
+
+
+def _add_segment(commands: argparse._SubParsersAction) -> None:
+    from .segment import MODELS
+
+    parser = commands.add_parser(
+        "segment",
+        help="segment your own scans: co-register them, then a MONAI Label model -> labels, picture, volumes, QC",
+        description="Co-register the MOVING volumes onto REFERENCE with elastix, send the co-registered stack (one "
+        "multimodal case) to a MONAI Label server running this project's app, and write into --out: labels.nii.gz "
+        "(SynthSeg's 32 structures, values 1..32, on the reference grid; labels.csv names them), segmentation.png, "
+        "volumes.csv (mm^3 per structure and total intracranial volume, as SynthSeg's --vol), qc.json (registration "
+        "similarity, what the model reported, warnings) and registered/ (co-registered volumes, transforms, reports). "
+        "Without --server a local server is started on 127.0.0.1 and stopped at the end; nothing leaves this machine.",
+    )
+    parser.add_argument("reference", type=Path, metavar="REFERENCE", help="the volume that fixes the grid (normally the T1)")
+    parser.add_argument("moving", type=Path, nargs="*", metavar="MOVING",
+                        help="other modalities of the same session (T2, FLAIR, T1ce...), co-registered onto REFERENCE")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")
+    parser.add_argument("--channels", default=None,
+                        help="modality of each volume, reference first, comma-separated (e.g. t1,t2,flair); default: "
+                        "guessed from the file names (sub-01_T1w, ..._t2, AX_FLAIR...)")
+    parser.add_argument("--model", choices=MODELS, default="atlas_registration",
+                        help="atlas_registration (default; no training needed): elastix registration of labelled atlases; "
+                        "segmentation: the network trained on a datastore's labels (use with --datastore or --server); "
+                        "synthseg: the contrast-agnostic network (needs its weights); mri_synthseg: FreeSurfer's SynthSeg "
+                        "on the server's PATH")
+    parser.add_argument("--server", default=None, metavar="URL",
+                        help="a running server with this project's app (e.g. http://127.0.0.1:8000); the case is uploaded "
+                        "to it (its token from $ELASTIXMONAILABEL_TOKEN). Default: start a local one on 127.0.0.1")
+    parser.add_argument("--datastore", type=Path, default=None, metavar="DIR",
+                        help="for the local server: serve this datastore (e.g. one whose segmentation model you trained; "
+                        "the case is added to it). Default: a temporary one, removed at the end")
+    parser.add_argument("--atlases", type=_count, default=DEFAULT_ATLASES,
+                        help=f"atlases of the local server's atlas_registration model (default {DEFAULT_ATLASES})")
+    parser.add_argument("--preset", default=None, help="co-registration preset (default brain-rigid)")
+    parser.add_argument("--engine", choices=("itk", "executable"), default="itk", help="elastix engine (default itk)")
+    parser.add_argument("--threads", type=_count, default=None, help="elastix threads for co-registration (default: all cores)")
+    parser.set_defaults(run=_run_segment)
+
+
+def _run_segment(args: argparse.Namespace, cancel: CancelToken) -> int:
+    from .segment import segment_scans
+
+    bar, update = _progress(args, "segmenting")
+    try:
+        summary = segment_scans(
+            args.reference, args.moving, args.out, channels=args.channels.split(",") if args.channels else None,
+            model=args.model, server=args.server, datastore=args.datastore, atlases=args.atlases, preset=args.preset,
+            engine=args.engine, threads=args.threads, progress=update, cancel=cancel, log=bar.write,
+        )
+    finally:
+        bar.close()
+    for name, report in summary["registration"].items():
+        print(f"{name}: NMI {report['metric_before']:.3f} -> {report['metric_after']:.3f} in {report['time_total_s']:.1f} s")
+    print(f"total intracranial volume {summary['total_intracranial_ml']:.0f} ml")
+    for warning in summary["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"results in {args.out.resolve()}: labels.nii.gz, segmentation.png, volumes.csv, qc.json")
+    return 0
+
+
+def _add_serve(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "serve",
+        help="run this project's MONAI Label server on a datastore (127.0.0.1 by default) until Ctrl-C",
+        description="Start MONAI Label with this project's app (in its own environment, .venv-server) serving DATASTORE, "
+        "and print its log until Ctrl-C. The server's working files (MONAI Label's logs, model and bin folders) go to "
+        "DATASTORE/.server, trained models to DATASTORE/.models, built atlases to the user's cache "
+        "($ELASTIXMONAILABEL_CACHE, else ~/.cache/elastix-monailabel).",
+    )
+    parser.add_argument("datastore", type=Path, metavar="DATASTORE", help="folder of cases (e.g. made by 'prepare'; created if needed)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1: this machine only). 0.0.0.0 exposes the server to the "
+                        "network: then name the machine with --conf allowed_hosts NAME and set a token (see the README's "
+                        "'Security and data safety')")
+    parser.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
+    parser.add_argument("--conf", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                        help="app setting, repeatable, e.g. --conf atlases 12 --conf max_epochs 50 (see the README)")
+    parser.set_defaults(run=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace, cancel: CancelToken) -> int:
+    from .server_process import LocalServer
+
+    server = LocalServer(args.datastore, host=args.host, port=args.port, conf=dict(args.conf))
+    try:
+        server.start(cancel)
+        print(f"serving {server.studies} at {server.url} (Ctrl-C stops it)", flush=True)
+        code = server.follow(cancel)
+    finally:
+        server.stop()
+    if cancel.cancelled:
+        print("server stopped")
+        return 0
+    return code
 
 
 def _add_presets(commands: argparse._SubParsersAction) -> None:
@@ -244,10 +403,12 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
         "segmentation.png into --out.",
     )
     parser.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default ./demo-output)")
-    parser.add_argument("--seed", type=int, default=5, help="sample subject seed (default 5: a label map no atlas uses)")
-    parser.add_argument("--spacing", type=float, default=1.0, help="voxel size of the sample subject in mm (default 1)")
+    parser.add_argument("--seed", type=_seed, default=DEMO_SEED,
+                        help=f"sample subject seed (default {DEMO_SEED}: a label map no atlas is made from)")
+    parser.add_argument("--spacing", type=_positive, default=1.0, help="voxel size of the sample subject in mm (default 1)")
     parser.add_argument("--no-segmentation", action="store_true", help="stop after co-registration (no server needed)")
-    parser.add_argument("--atlases", type=int, default=5, help="atlases the server's atlas_registration model uses (default 5)")
+    parser.add_argument("--atlases", type=_count, default=DEFAULT_ATLASES,
+                        help=f"atlases the server's atlas_registration model uses (default {DEFAULT_ATLASES})")
     parser.set_defaults(run=_run_demo)
 
 
@@ -271,6 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sample_data(commands)
     _add_register(commands)
     _add_prepare(commands)
+    _add_segment(commands)
+    _add_serve(commands)
     _add_presets(commands)
     _add_demo(commands)
     return parser
@@ -291,6 +454,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args, cancel)
     except CancelledError as error:
         print(f"cancelled: {error}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # a second Ctrl-C while the first one's cancel was being honoured
+        print("interrupted", file=sys.stderr)
         return 130
     except ElastixMonaiLabelError as error:
         if args.events:

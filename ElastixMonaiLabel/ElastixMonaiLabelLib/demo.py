@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .atlas_segmentation import DEFAULT_ATLASES
 from .elastix_transforms import itk_affine
 from .evaluation import registration_error
 from .files import ensure_output_dir, write_text
@@ -18,14 +19,17 @@ from .process import CancelToken
 from .registration import register_files, resample
 from .sampledata import SubjectSpec, generate_subject
 
+# Seed 13 makes the sample subject from label map 14, which no atlas of the default model is made from.
+DEMO_SEED = 13
+
 
 def run_demo(
     out: str | Path,
     *,
-    seed: int = 5,
+    seed: int = DEMO_SEED,
     spacing_mm: float = 1.0,
     segment: bool = True,
-    atlases: int = 5,
+    atlases: int = DEFAULT_ATLASES,
     cancel: CancelToken | None = None,
     progress_bar: Callable[[str], tuple[Any, Callable[[float, str], None]]] | None = None,
 ) -> dict[str, Any]:
@@ -38,7 +42,7 @@ def run_demo(
 
     from .figures import overlay_figure
 
-    out = ensure_output_dir(out)
+    out = ensure_output_dir(out).resolve()  # the server runs elsewhere: it is handed absolute paths only
     subject_dir, registered_dir = out / "subject", out / "registered"
     steps = 5 if segment else 3
     print(f"1/{steps} generating a sample subject ({spacing_mm:g} mm, FLAIR with 5 mm slices) in {subject_dir}")
@@ -113,7 +117,7 @@ def _segment_through_server(
         channels[modality] = read_volume(paths["volume"])
     write_case(channels, ensure_output_dir(datastore) / "demo-case.nii.gz")
     print(f"4/{steps} starting a local MONAI Label server (127.0.0.1) on {datastore}")
-    server = LocalServer(datastore, conf={"atlases": str(atlases), "cache": str(out / "server-cache")})
+    server = LocalServer(datastore, conf={"atlases": str(atlases)})
     try:
         client = server.start()
         print(f"    {server.url}: models {', '.join(client.info()['models'])}")

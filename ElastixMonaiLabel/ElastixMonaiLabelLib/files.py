@@ -37,9 +37,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def write_text(path: str | Path, text: str) -> None:
-    """Write a text file atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    """Write a text file atomically, on disk before it takes its name (an index or a summary
+    survives a crash whole: the old text or the new)."""
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as stream:
+        stream.write(text)
+        stream.flush()
+        os.fsync(stream.fileno())
 
 
 def ensure_output_dir(path: str | Path) -> Path:

@@ -118,3 +118,19 @@ def voxel_points(image: Any, mask: np.ndarray | None = None) -> np.ndarray:
     else:
         kji = np.argwhere(mask)
     return apply_matrix(image_ijk_to_lps(image), kji[:, ::-1].astype(float))
+
+
+def from_parent_under(registration_ras: np.ndarray, parent_to_world: np.ndarray | None = None) -> np.ndarray:
+    """The "from parent" matrix of a registration transform placed between a volume and its own parent transform.
+
+    ``registration_ras`` maps reference points to moving points in world RAS (the registration
+    ran on world coordinates, the parent's effect included); ``parent_to_world`` is the linear
+    parent transform the moving volume already had (None: none). The volume then goes under
+    the registration transform, which goes under that parent, so the parent is kept and the
+    volume lands aligned: W . R_to_parent = M^-1 . W, i.e. R_from_parent = W^-1 . M . W.
+    """
+    matrix = np.asarray(registration_ras, dtype=float)
+    if parent_to_world is None:
+        return matrix
+    parent = np.asarray(parent_to_world, dtype=float)
+    return np.linalg.inv(parent) @ matrix @ parent

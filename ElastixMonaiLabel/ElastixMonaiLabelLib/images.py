@@ -88,12 +88,16 @@ def read_volume(path: str | Path, *, pixel_type: str = "float") -> Any:
 
 
 def _check_nifti_finite(path: Path) -> None:
-    # ITK's NIfTI reader turns NaN voxels into 0 without a word; look at the stored values.
+    # ITK's NIfTI reader turns NaN voxels into 0 without a word, and reads a truncated
+    # .nii.gz without complaint: look at the stored values themselves.
     import nibabel
 
-    header = nibabel.load(str(path))
-    if np.issubdtype(header.get_data_dtype(), np.floating):
+    try:
+        header = nibabel.load(str(path))
         values = np.asarray(header.dataobj.get_unscaled())
+    except Exception as error:  # nibabel raises EOFError, zlib.error, ValueError... for damaged files
+        raise InputError(path, f"unreadable: truncated or damaged NIfTI file ({_first_line(error)})") from error
+    if np.issubdtype(values.dtype, np.floating):
         bad = int(values.size - np.count_nonzero(np.isfinite(values)))
         if bad:
             raise InputError(path, f"contains {bad} NaN or infinite voxels; fix or mask them before registration")

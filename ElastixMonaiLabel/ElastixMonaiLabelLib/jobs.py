@@ -136,7 +136,8 @@ class ProcessJob:
 
 
 class ThreadJob:
-    """``function(report, cancel)`` on a daemon thread; ``report(fraction, message)`` feeds progress events.
+    """``function(report, cancel)`` on a daemon thread; ``report(fraction, message)`` feeds progress events
+    (``report(None, line, "log")`` a log line).
 
     For network calls: the GUI stays responsive while a request waits for the server.
     ``cancel`` sets the token the function is given; a function that checks it stops early.
@@ -153,12 +154,14 @@ class ThreadJob:
 
     def _run(self, function) -> None:
         try:
-            self.result = function(lambda fraction, message="": self._events.put(JobEvent("progress", message, fraction)),
-                                   self._token)
+            self.result = function(self._report, self._token)
         except BaseException as error:  # reported to the GUI thread through .error
             self.exception = error
         finally:
             self._done.set()
+
+    def _report(self, fraction: float | None, message: str = "", kind: str = "progress") -> None:
+        self._events.put(JobEvent(kind, message, fraction if kind == "progress" else None))
 
     def poll(self) -> list[JobEvent]:
         events = []
@@ -245,3 +248,67 @@ def registration_job(
         extra["TRANSFORMIX_EXECUTABLE"] = str(transformix)
     return ProcessJob(cli_command(python, *arguments), env=cli_environment(env, extra))
 
+
+
+class JobBoard:
+    """The background jobs of a GUI, at most one per role ("registration", "segmentation"...), polled from one timer.
+
+    The Slicer module's widget owns one board and a QTimer that calls :meth:`poll` while the
+    board is not :attr:`idle`. ``poll`` hands over every job's events and each finished job with
+    its ``on_done`` callback (the widget runs it on the GUI thread, where nodes may be touched).
+    :meth:`later` starts a job after a delay without a sleeping thread (the training status every
+    few seconds); :meth:`cancel_all` stops everything and forgets the callbacks, so that a
+    closed scene or a closed module is never written to by a job that ends afterwards.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._running: dict[str, tuple[Any, Callable[[Any], Any]]] = {}
+        self._waiting: dict[str, tuple[float, Callable[[], Any], Callable[[Any], Any]]] = {}
+
+    def start(self, role: str, job: Any, on_done: Callable[[Any], Any]) -> None:
+        """Track ``job``; a role that is already running refuses (and cancels) the new job."""
+        if role in self._running:
+            job.cancel()
+            raise RuntimeError(f"{role} is already running")
+        self._waiting.pop(role, None)
+        self._running[role] = (job, on_done)
+
+    def later(self, role: str, delay_s: float, make_job: Callable[[], Any], on_done: Callable[[Any], Any]) -> None:
+        """Start ``make_job()`` in ``role`` once ``delay_s`` seconds have passed (checked by :meth:`poll`)."""
+        self._waiting[role] = (self._clock() + delay_s, make_job, on_done)
+
+    def running(self, role: str) -> bool:
+        return role in self._running or role in self._waiting
+
+    @property
+    def idle(self) -> bool:
+        return not self._running and not self._waiting
+
+    def cancel(self, role: str) -> None:
+        """Ask the job in ``role`` to stop; it is reported finished (cancelled) by a later :meth:`poll`."""
+        self._waiting.pop(role, None)
+        if role in self._running:
+            self._running[role][0].cancel()
+
+    def cancel_all(self) -> None:
+        """Stop every job and drop the callbacks: nothing runs on_done after this."""
+        for job, _on_done in self._running.values():
+            job.cancel()
+        self._running.clear()
+        self._waiting.clear()
+
+    def poll(self) -> tuple[list[tuple[str, JobEvent]], list[tuple[str, Any, Callable[[Any], Any]]]]:
+        """(role, event) for every new event, and (role, job, on_done) for every job that finished."""
+        now = self._clock()
+        for role, (due, make_job, on_done) in list(self._waiting.items()):
+            if now >= due and role not in self._running:
+                del self._waiting[role]
+                self._running[role] = (make_job(), on_done)
+        events, finished = [], []
+        for role, (job, on_done) in list(self._running.items()):
+            events += [(role, event) for event in job.poll()]
+            if job.finished:
+                del self._running[role]
+                finished.append((role, job, on_done))
+        return events, finished

@@ -82,9 +82,11 @@ def case_id(name: str, path: str | Path) -> str:
     """
     import hashlib
 
+    from .datastore_names import check_image_id
+
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:10]
-    readable = re.sub(r"[^A-Za-z0-9_\-]+", "-", name).strip("-")[:40] or "case"
-    return f"{readable}-{digest}"
+    readable = re.sub(r"[^A-Za-z0-9_\-]+", "-", name).strip("-_")[:40] or "case"
+    return check_image_id(f"{readable}-{digest}")  # the datastore's id rule, as the server checks it
 
 
 def write_case(channels: Mapping[str, Any], path: str | Path) -> Path:
@@ -118,8 +120,13 @@ def channel_names(path: str | Path) -> list[str]:
 
     header = nibabel.load(str(path)).header
     descrip = header["descrip"].tobytes().split(b"\0")[0].decode(errors="replace")
-    match = _CHANNELS.search(descrip)
     count = int(header["dim"][4]) if int(header["dim"][0]) >= 4 else 1
+    return names_from_descrip(descrip, count, path)
+
+
+def names_from_descrip(descrip: str, count: int, path: str | Path) -> list[str]:
+    """Channel names from a case file's descrip text (``channels=t1,t2``) for ``count`` channels."""
+    match = _CHANNELS.search(descrip)
     if match:
         names = match.group(1).split(",")
         if len(names) != count:
@@ -157,6 +164,31 @@ def read_case(path: str | Path) -> dict[str, Any]:
         image.SetDirection(itk.matrix_from_array(np.ascontiguousarray(direction)))
         channels[name] = image
     return channels
+
+
+def write_case_volumes(channels: Mapping[str, Any], path: str | Path) -> Path:
+    """:func:`write_case` for voxels.VoxelVolume channels, with numpy alone (inside Slicer, which has no nibabel)."""
+    from .nifti import write_nifti
+
+    names = check_modality_names(list(channels))
+    volumes = list(channels.values())
+    for name, volume in zip(names[1:], volumes[1:]):
+        problem = grid_mismatch(volume, volumes[0])
+        if problem:
+            raise InputError(name, f"is not on the reference grid ({problem}); co-register it first")
+    stack = np.stack([np.asarray(v.array, dtype=np.float32) for v in volumes]) if len(volumes) > 1 else volumes[0].array
+    return write_nifti(path, np.asarray(stack, dtype=np.float32), volumes[0].ijk_to_ras, f"channels={','.join(names)}")
+
+
+def read_case_volumes(path: str | Path) -> dict[str, Any]:
+    """:func:`read_case` as voxels.VoxelVolume channels, with numpy alone."""
+    from .nifti import read_nifti
+    from .voxels import VoxelVolume
+
+    image = read_nifti(path)
+    stack = image.array if image.array.ndim == 4 else image.array[None]
+    names = names_from_descrip(image.descrip, stack.shape[0], path)
+    return {name: VoxelVolume(np.asarray(channel, dtype=np.float32), image.ijk_to_ras) for name, channel in zip(names, stack)}
 
 
 def pick_channel(channels: Mapping[str, Any], wanted: Sequence[str]) -> tuple[str, Any]:

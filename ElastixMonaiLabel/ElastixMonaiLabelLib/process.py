@@ -45,8 +45,11 @@ class BackgroundProcess:
     it and everything it started.
     """
 
-    def __init__(self, command: Sequence[str], cwd: str | Path | None = None, env: dict[str, str] | None = None) -> None:
-        self.command = [str(part) for part in command]
+    def __init__(self, command: Sequence[str | Path], cwd: str | Path | None = None, env: dict[str, str] | None = None) -> None:
+        # Paths are made absolute here, once for every caller: the child may run in another folder
+        # (a relative ``demo-output`` meant the caller's folder, not the server's).
+        self.command = [os.path.abspath(part) if isinstance(part, Path) else str(part) for part in command]
+        cwd = os.path.abspath(cwd) if cwd is not None else None
         self._lines: queue.Queue[str] = queue.Queue()
         kwargs: dict = {}
         if sys.platform == "win32":

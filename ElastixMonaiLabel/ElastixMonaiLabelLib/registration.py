@@ -38,7 +38,7 @@ from .parameter_files import ParameterMap
 from .presets import Preset, default_preset, get_preset, stages_are_linear
 from .resolution import is_coarser, match_resolution, pyramid_schedule
 from .process import CancelToken
-from .similarity import normalized_mutual_information
+from .similarity import normalized_mutual_information, similarity_verdict
 
 ProgressCallback = Callable[[float, str], None]
 
@@ -266,7 +266,6 @@ def register_modality(
     registered = resample(moving, transform, reference, _final_interpolation(stages))
     total_seconds = time.perf_counter() - started
 
-    metric_before, metric_after, region_name = _similarity_report(reference, moving, registered, reference_mask)
     report = {
         "modality": name,
         "preset": preset.name,
@@ -278,12 +277,7 @@ def register_modality(
         "roles_swapped": bool(swap),
         "time_registration_s": round(elastix_seconds, 3),
         "time_total_s": round(total_seconds, 3),
-        "metric": "normalized_mutual_information",
-        "metric_region": region_name,
-        "metric_before": round(metric_before, 5),
-        "metric_after": round(metric_after, 5),
-        # A registration that lowers the similarity has most likely failed (wrong local optimum).
-        "metric_improved": bool(metric_after >= metric_before - 1e-4),
+        **similarity_verdict(*_similarity_report(reference, moving, registered, reference_mask), matrix, reference),
         "transform_kind": "linear" if matrix is not None else "displacement_field",
         "matrix_lps": matrix.tolist() if matrix is not None else None,
         "platform": platform.platform(),

@@ -22,3 +22,21 @@ def resources_dir() -> Path:
 def resource_path(*parts: str) -> Path:
     """Path of one resource, e.g. ``resource_path("Presets", "presets.json")``."""
     return resources_dir().joinpath(*parts)
+
+
+CACHE_ENVIRONMENT_VARIABLE = "ELASTIXMONAILABEL_CACHE"
+
+
+def cache_dir() -> Path:
+    """Where things built once and reused are kept (e.g. the atlases of ``atlas_registration``).
+
+    ``$ELASTIXMONAILABEL_CACHE`` if set, else ``$XDG_CACHE_HOME/elastix-monailabel`` (default
+    ``~/.cache/elastix-monailabel``): outside the checkout, shared by every datastore.
+    """
+    import os
+
+    explicit = os.environ.get(CACHE_ENVIRONMENT_VARIABLE)
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser().resolve() / "elastix-monailabel"

@@ -1,6 +1,9 @@
-"""Image similarity used in registration reports (engine-independent)."""
+"""Image similarity used in registration reports (engine-independent), and the verdict both registration paths
+give (the core's itk path in registration.py and the Slicer module's array path in array_registration.py)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -32,3 +35,35 @@ def normalized_mutual_information(a: np.ndarray, b: np.ndarray, mask: np.ndarray
 
     h_joint = entropy(joint)
     return (entropy(joint.sum(axis=1)) + entropy(joint.sum(axis=0))) / h_joint if h_joint > 0 else 2.0
+
+
+def start_displacement_mm(matrix: np.ndarray | None, reference: Any) -> float | None:
+    """How far the result moves any point of the reference's field of view from the start
+    (scanner geometry), in mm: the largest displacement at the box's corners (for a linear
+    map the largest anywhere in the box). None for a deformable result. ``reference``: an ITK
+    image or anything with its getters (voxels.VoxelVolume)."""
+    if matrix is None:
+        return None
+    size = np.array(reference.GetLargestPossibleRegion().GetSize()) - 1
+    corners = np.array([[i, j, k] for i in (0, size[0]) for j in (0, size[1]) for k in (0, size[2])], dtype=float)
+    direction = np.array(reference.GetDirection()).reshape(3, 3) * np.array(reference.GetSpacing())
+    points = corners @ direction.T + np.array(reference.GetOrigin())
+    moved = points @ matrix[:3, :3].T + matrix[:3, 3]
+    return float(np.linalg.norm(moved - points, axis=1).max())
+
+
+def similarity_verdict(before: float, after: float, region: str, matrix: np.ndarray | None, reference: Any) -> dict[str, Any]:
+    """The report's similarity fields: NMI before (header alignment) and after, and whether the registration
+    improved it. A drop means a wrong local optimum, except when the result barely moved the start (identical
+    or already aligned volumes): then interpolation alone lowers NMI (identical images: from its maximum, 2)."""
+    displacement = start_displacement_mm(matrix, reference)
+    already_aligned = displacement is not None and displacement <= 0.1 * min(reference.GetSpacing())
+    return {
+        "metric": "normalized_mutual_information",
+        "metric_region": region,
+        "metric_before": round(before, 5),
+        "metric_after": round(after, 5),
+        "metric_improved": bool(after >= before - 1e-4 or already_aligned),
+        "start_displacement_mm": None if displacement is None else round(displacement, 4),
+        "already_aligned": bool(already_aligned),
+    }

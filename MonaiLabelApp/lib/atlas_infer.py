@@ -13,6 +13,7 @@ from ElastixMonaiLabelLib.labels import SYNTHSEG_STRUCTURES
 from ElastixMonaiLabelLib.multimodal import read_case
 
 from .infer_results import label_params, write_label_result
+from .request_params import yes_no
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +47,11 @@ class AtlasRegistrationSegmentation(InferTask):
     def __call__(self, request):
         started = time.perf_counter()
         channels = read_case(request["image"])
-        label, report = segment_with_atlases(channels, self.atlases, preset=request.get("preset", self.preset))
+        label, report = segment_with_atlases(channels, self.atlases, preset=request.get("preset", self.preset),
+                                             skull_stripped=yes_no(request.get("skull_stripped"), "skull_stripped",
+                                                                    default=None, auto=True))
         output = write_label_result(label, "atlas-seg-")
         params = {**label_params(), "model": "atlas_registration", "report": report,
                   "latencies": {"total": round(time.perf_counter() - started, 2)}}
         return output, params
+

@@ -7,7 +7,9 @@ until a model has been trained and published. Sized for CPU: the stack is resamp
 
 from __future__ import annotations
 
+import copy
 import logging
+import os
 import tempfile
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
@@ -17,7 +19,6 @@ import torch
 from fastapi import HTTPException
 from monai.inferers import SlidingWindowInferer
 from monai.losses import DiceCELoss
-from monai.networks.nets import SegResNet
 from monai.transforms import (
     Activationsd,
     AsDiscreted,
@@ -33,19 +34,34 @@ from monai.transforms import (
 from monailabel.tasks.infer.basic_infer import BasicInferTask
 from monailabel.tasks.train.basic_train import BasicTrainTask, Context
 
+from ElastixMonaiLabelLib.errors import InputError
 from ElastixMonaiLabelLib.labels import SYNTHSEG_STRUCTURES
 from ElastixMonaiLabelLib.multimodal import canonical_channel, channel_names
 
+from .model_weights import load_strictly, read_state_dict
+from .networks import NUM_CLASSES, segresnet
+
 logger = logging.getLogger(__name__)
 
-NUM_CLASSES = len(SYNTHSEG_STRUCTURES) + 1
 SPACING_MM = (2.0, 2.0, 2.0)
 ROI = (64, 64, 64)
 
 
-def network(channels: int) -> torch.nn.Module:
-    return SegResNet(spatial_dims=3, in_channels=channels, out_channels=NUM_CLASSES, init_filters=8, blocks_down=(1, 2, 2, 2),
-                     blocks_up=(1, 1, 1), dropout_prob=0.1)
+def _case_channels(names: Sequence[str], wanted: Sequence[str]) -> list[str]:
+    """Canonical channel names of a case; an unnamed 3D volume is the first wanted channel."""
+    names = [canonical_channel(n) for n in names]
+    return [wanted[0]] if names == ["image"] else names
+
+
+def missing_channels(path: str | Path, wanted: Sequence[str]) -> str | None:
+    """Why the case file at ``path`` cannot give the ``wanted`` channels, or None when it can."""
+    wanted = [canonical_channel(c) for c in wanted]
+    try:
+        names = _case_channels(channel_names(path), wanted)
+    except InputError as error:
+        return error.problem
+    missing = [c for c in wanted if c not in names]
+    return f"has {','.join(names)} (missing {','.join(missing)})" if missing else None
 
 
 class SelectChannelsd(MapTransform):
@@ -67,15 +83,15 @@ class SelectChannelsd(MapTransform):
         for key in self.key_iterator(d):
             image = d[key]
             # MONAI's readers drop the header's descrip: read the names from the file itself.
-            names = [canonical_channel(n) for n in channel_names(image.meta["filename_or_obj"])]
-            if names == ["image"]:
-                names = [wanted[0]]  # an unnamed 3D volume is the first wanted channel
+            path = image.meta["filename_or_obj"]
+            names = _case_channels(channel_names(path), wanted)
             if image.ndim == 3:
                 image = image[..., None]
             missing = [c for c in wanted if c not in names]
             if missing:
-                raise HTTPException(status_code=422, detail=f"this model needs channels {','.join(wanted)}; "
-                                                             f"the case has {','.join(names)} (missing {','.join(missing)})")
+                # An InputError (HTTP 422) naming the case: MONAI wraps it, the app's error handling finds it again.
+                raise InputError(Path(path).name, f"this model needs channels {','.join(wanted)}; the case has "
+                                                  f"{','.join(names)} (missing {','.join(missing)})")
             picked = image[..., [names.index(c) for c in wanted]]
             d[key] = picked.permute(3, 0, 1, 2) if isinstance(picked, torch.Tensor) else np.moveaxis(picked, -1, 0)
         return d
@@ -123,12 +139,12 @@ class MultimodalSegmentation(BasicInferTask):
         self.channels = [canonical_channel(c) for c in channels]
         super().__init__(
             path=str(model_path),
-            network=network(len(self.channels)),
+            network=segresnet(len(self.channels)),
             type="segmentation",
             labels={s.name: s.value for s in SYNTHSEG_STRUCTURES},
             dimension=3,
             description=f"SegResNet on channels {','.join(self.channels)} at 2 mm, trained on this datastore's labels",
-            load_strict=False,
+            load_strict=True,
         )
 
     def info(self):
@@ -139,6 +155,20 @@ class MultimodalSegmentation(BasicInferTask):
 
     def is_valid(self) -> bool:
         return True  # listed before training, so clients see it and learn that it needs training
+
+    def _get_network(self, device, data):
+        """The published weights, loaded weights-only and strictly (MONAI Label's loader would accept a
+        checkpoint that fits no layer); reloaded when the file changes."""
+        path = self.get_path()
+        modified = os.stat(path).st_mtime
+        cached = self._networks.get(device)
+        if cached and cached[1] == modified:
+            return cached[0]
+        network = copy.deepcopy(self.network).to(torch.device(device))
+        load_strictly(network, read_state_dict(path, f"model file {path}", device=device), f"model file {path}")
+        network.eval()
+        self._networks[device] = (network, modified)
+        return network
 
     def pre_transforms(self, data=None):
         return _pre_transforms(self.channels, with_label=False)
@@ -194,7 +224,7 @@ class MultimodalSegmentationTrainer(BasicTrainTask):
             config={"max_epochs": max_epochs, "val_split": 0.5, "tracking": "None", "dataset": "Dataset",
                     "dataloader": "DataLoader", "device": "cpu" if not torch.cuda.is_available() else "cuda"},
             amp=False, publish_path=str(publish_path), load_path=str(publish_path), labels={s.name: s.value for s in SYNTHSEG_STRUCTURES},
-            disable_meta_tracking=False, tracking=None,
+            disable_meta_tracking=False, tracking=None, load_strict=True,
         )
 
     def training_datalist(self, datastore) -> list[dict]:
@@ -212,7 +242,7 @@ class MultimodalSegmentationTrainer(BasicTrainTask):
         return self.training_datalist(datastore)
 
     def network(self, context: Context):
-        return network(len(self.channels))
+        return segresnet(len(self.channels))
 
     def optimizer(self, context: Context):
         return torch.optim.AdamW(context.network.parameters(), lr=2e-3, weight_decay=1e-5)

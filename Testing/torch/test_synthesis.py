@@ -9,6 +9,7 @@ from ElastixMonaiLabelLib.labels import SYNTHSEG_STRUCTURES
 from ElastixMonaiLabelLib.resources import resource_path
 from lib.synthesis import (
     MapLabelsd,
+    SynthSegGenerator,
     RandBiasFieldd,
     RandFlipLeftRightd,
     RandSpatialDeformd,
@@ -103,3 +104,41 @@ def test_map_labels_gives_the_table_values():
     values = MapLabelsd(keys=["label"])({"label": ids})["label"]
     table = {s.freesurfer_id: s.value for s in SYNTHSEG_STRUCTURES}
     assert values.flatten().tolist() == [0, table[2], table[17], table[41], table[60], 0, table[24]]
+
+
+def _still_generator(**overrides) -> SynthSegGenerator:
+    """The batched generator with every spatial change off (what remains is exact to check)."""
+    options = dict(scaling_bounds=0.0, rotation_bounds_deg=0.0, shearing_bounds=0.0, nonlinear_std_mm=0.0,
+                   resolution_prob=0.0, bias_max_std=0.0, gamma_std=0.0, std_range=(0.0, 0.0))
+    return SynthSegGenerator(PRIORS, spacing=3.0, **{**options, **overrides})
+
+
+def test_batched_flip_mirrors_the_map_and_swaps_sides(label_map):
+    batch = label_map[None].float().repeat(2, 1, 1, 1, 1)
+    values = MapLabelsd(keys=["label"])
+    _, kept = _still_generator(flip_prob=0.0)(batch)
+    _, flipped = _still_generator(flip_prob=1.0)(batch)
+    assert torch.equal(kept[0], values({"label": label_map})["label"])
+    swapped = RandFlipLeftRightd(keys=["label"], prob=1.0)({"label": label_map.clone()})["label"]
+    assert torch.equal(flipped[1], values({"label": swapped})["label"])  # the grid's mirror is torch.flip, exactly
+
+
+def test_batched_generator_crops_varies_per_sample_and_resumes_its_sequence(label_map):
+    generator = SynthSegGenerator(PRIORS, spacing=3.0, out_shape=(32, 40, 32), seed=5, translation_mm=9.0)
+    batch = label_map[None].float().repeat(3, 1, 1, 1, 1)
+    generator(batch)
+    state = generator.state_dict()
+    image, target = generator(batch)
+    assert image.shape == target.shape == (3, 1, 32, 40, 32)
+    assert torch.isfinite(image).all() and image.min() >= 0 and image.max() <= 1
+    assert set(torch.unique(target).tolist()) <= set(range(33))
+    assert not torch.equal(image[0], image[1]) and not torch.equal(target[0], target[1])  # one draw per sample
+    generator.load_state_dict(state)
+    again_image, again_target = generator(batch)
+    assert torch.equal(image, again_image) and torch.equal(target, again_target)
+
+
+def test_skull_stripped_samples_keep_only_the_brain(label_map):
+    image, target = _still_generator(strip_prob=1.0, std_range=(0.0, 30.0))(label_map[None].float())
+    assert float(image[target == 0].max()) == 0.0  # skull, scalp, background: black
+    assert float(image[target > 0].mean()) > 0.05

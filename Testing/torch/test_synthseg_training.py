@@ -3,9 +3,10 @@
 import json
 
 import numpy as np
+import torch
 
 from ElastixMonaiLabelLib.resources import resource_path
-from lib.synthseg_training import SynthSegTrainingConfig, load_model, segment_volume, train_from_label_maps
+from lib.synthseg_training import SynthSegTrainingConfig, load_model, segment_file, segment_volume, train_from_label_maps
 
 
 def test_loss_decreases_and_the_model_is_published(tmp_path):
@@ -56,3 +57,35 @@ def test_training_mixes_in_the_datastores_labelled_images(tmp_path):
     assert history["iterations"] == 8 and 1 <= history["real_image_iterations"] <= 7
     info = json.loads(out.with_suffix(".json").read_text())
     assert info["real_fraction"] == 0.5 and info["real_images"] == [f"{case}:t1"]
+
+
+class _Threshold(torch.nn.Module):
+    """A stand-in network for geometry only: label 1 where the (0..1 scaled) image is bright."""
+
+    def forward(self, image):
+        logits = torch.zeros(image.shape[0], 33, *image.shape[2:])
+        logits[:, 1] = image[:, 0] - 0.5
+        return logits
+
+
+def test_segment_file_returns_labels_on_the_files_own_grid(tmp_path):
+    """An oblique, LIA-oriented 1 mm volume with an off-centre box: segmented at 2 mm in RAS, the
+    labels come back on the file's grid, where the box is."""
+    import nibabel
+
+    shape = (60, 50, 40)
+    volume = np.zeros(shape, dtype=np.float32)
+    volume[8:30, 20:41, 5:18] = 100.0  # off-centre and asymmetric: a flipped or shifted axis misses it
+    angle = np.radians(20)
+    rotation = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    lia = np.array([[-1, 0, 0], [0, 0, 1], [0, -1, 0]], dtype=float)  # FreeSurfer's conformed orientation
+    affine = np.eye(4)
+    affine[:3, :3] = rotation @ lia
+    affine[:3, 3] = [30.0, -12.0, 25.0]
+    path = tmp_path / "box.nii.gz"
+    nibabel.save(nibabel.Nifti1Image(volume, affine), str(path))
+    labels = segment_file(_Threshold().eval(), path, spacing=2.0)
+    assert labels.shape == shape
+    box = volume > 0
+    dice = 2 * np.logical_and(labels == 1, box).sum() / ((labels == 1).sum() + box.sum())
+    assert dice > 0.85, dice
