@@ -36,7 +36,7 @@ from .files import ensure_output_dir, write_text
 from .images import read_mask, read_volume, write_volume
 from .parameter_files import ParameterMap
 from .presets import Preset, default_preset, get_preset, stages_are_linear
-from .resolution import is_coarser, match_resolution
+from .resolution import is_coarser, match_resolution, pyramid_schedule
 from .process import CancelToken
 from .similarity import normalized_mutual_information, similarity_verdict
 
@@ -155,6 +155,31 @@ def _adapt_sampler(stages: list[ParameterMap], has_fixed_mask: bool) -> list[Par
     ]
 
 
+_SCHEDULED_PYRAMIDS = {"RecursiveImagePyramid", "SmoothingImagePyramid", "ShrinkingImagePyramid"}
+_SCHEDULE_KEYS = ("ImagePyramidSchedule", "FixedImagePyramidSchedule", "MovingImagePyramidSchedule")
+
+
+def _pyramid_schedules(stages: list[ParameterMap], fixed: Any, moving: Any) -> list[ParameterMap]:
+    """Give each stage's pyramids a schedule in physical units (see :func:`.resolution.pyramid_schedule`).
+
+    Only for elastix's schedule-driven pyramids, and only where the preset sets no schedule itself.
+    """
+    finest = float(min(min(fixed.GetSpacing()), min(moving.GetSpacing())))
+    adapted = []
+    for stage in stages:
+        kinds = [stage.get(f"{role}ImagePyramid", ("",))[0].removeprefix(role) for role in ("Fixed", "Moving")]
+        if any(key in stage for key in _SCHEDULE_KEYS) or not all(kind in _SCHEDULED_PYRAMIDS for kind in kinds):
+            adapted.append(stage)
+            continue
+        levels = int(stage.get("NumberOfResolutions", ("1",))[0])
+        adapted.append({
+            **stage,
+            "FixedImagePyramidSchedule": tuple(str(f) for f in pyramid_schedule(fixed, levels, finest)),
+            "MovingImagePyramidSchedule": tuple(str(f) for f in pyramid_schedule(moving, levels, finest)),
+        })
+    return adapted
+
+
 def _final_interpolation(stages: list[ParameterMap]) -> str:
     order = int(stages[-1].get("FinalBSplineInterpolationOrder", ("3",))[0])
     return INTERPOLATORS.get(order, "bspline")
@@ -225,8 +250,9 @@ def register_modality(
         if swap:
             fixed_input, moving_input = moving_input, fixed_input
         masks = (moving_mask, reference_mask) if swap else (reference_mask, moving_mask)
+        elastix_stages = _pyramid_schedules(_adapt_sampler(stages, masks[0] is not None), fixed_input, moving_input)
         chain = runner.register(
-            fixed_input, moving_input, _adapt_sampler(stages, masks[0] is not None), workdir=workdir,
+            fixed_input, moving_input, elastix_stages, workdir=workdir,
             fixed_mask=masks[0], moving_mask=masks[1], threads=threads, log=on_line, cancel=cancel,
         )
         elastix_seconds = time.perf_counter() - started
