@@ -14,7 +14,6 @@ from ElastixMonaiLabelLib.evaluation import moved_by_header, pose_consistency
 from ElastixMonaiLabelLib.geometry import apply_matrix, image_ijk_to_lps, voxel_points
 from ElastixMonaiLabelLib.images import read_volume
 from ElastixMonaiLabelLib.registration import register_modality
-from ElastixMonaiLabelLib.resolution import pyramid_schedule, resolution_along_axes
 from ElastixMonaiLabelLib.sampledata import random_rigid, rigid_matrix, rotation_matrix
 
 
@@ -39,21 +38,6 @@ def test_header_motion_moves_every_voxel_exactly_and_keeps_the_voxels():
     reflection = np.diag([-1.0, 1.0, 1.0, 1.0])
     with pytest.raises(ValueError, match="proper rotation"):
         moved_by_header(image, reflection)
-
-
-def test_pyramid_schedule_is_elastix_default_for_isotropic_and_spares_thick_slices():
-    assert pyramid_schedule(_image((2.0, 2.0, 2.0)), 3, 2.0) == [4, 4, 4, 2, 2, 2, 1, 1, 1]
-    # 0.9 x 0.9 x 5.5 mm: in-plane as usual, the 5.5 mm axis is never thinned further.
-    assert pyramid_schedule(_image((0.9, 0.9, 5.5)), 3, 0.9) == [4, 4, 1, 2, 2, 1, 1, 1, 1]
-    # A 1 mm image registered with a 0.5 mm one is shrunk half as much.
-    assert pyramid_schedule(_image((1.0, 1.0, 1.0)), 3, 0.5) == [2, 2, 2, 1, 1, 1, 1, 1, 1]
-
-
-def test_resolution_along_axes_pairs_axes_and_ignores_small_tilts():
-    reference = _image((1.0, 1.0, 1.0))
-    for degrees in (0.0, 5.0, 10.0, 20.0):
-        tilted = _image((0.9, 0.9, 5.5), rotation_matrix(np.radians([degrees, 0.0, 0.0])))
-        np.testing.assert_allclose(resolution_along_axes(reference, tilted), [0.9, 0.9, 5.5])
 
 
 @pytest.mark.parametrize("modality,thick", [("t2", None), ("flair", 5.0)], ids=["t2", "flair-5mm-slices"])

@@ -37,7 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ElastixMonaiLabel"
 
 from ElastixMonaiLabelLib.elastix_transforms import chain_matrix  # noqa: E402
 from ElastixMonaiLabelLib.evaluation import moved_by_header, pose_consistency, registration_error  # noqa: E402
-from ElastixMonaiLabelLib.geometry import apply_matrix, image_ijk_to_lps, voxel_points  # noqa: E402
+from ElastixMonaiLabelLib.errors import InputError  # noqa: E402
+from ElastixMonaiLabelLib.foreground import object_mask  # noqa: E402
+from ElastixMonaiLabelLib.geometry import image_centre, voxel_points  # noqa: E402
 from ElastixMonaiLabelLib.images import read_volume  # noqa: E402
 from ElastixMonaiLabelLib.registration import register_modality  # noqa: E402
 from ElastixMonaiLabelLib.sampledata import SubjectSpec, generate_subject, random_rigid, rigid_matrix  # noqa: E402
@@ -78,22 +80,12 @@ REAL_SERIES = {
 
 
 def head_points(reference, stride: int) -> np.ndarray:
-    """LPS points of the reference's head (or brain, when skull-stripped): its largest bright component."""
+    """LPS points of the reference's head (or brain, when skull-stripped): its largest bright region."""
     import itk
-    from scipy import ndimage
 
     array = itk.array_from_image(reference)
     lo, hi = np.percentile(array, [1, 99])
-    components, count = ndimage.label(array > lo + 0.1 * (hi - lo))
-    largest = np.argmax(np.bincount(components.ravel())[1:]) + 1 if count else 0
-    head = ndimage.binary_fill_holes(components == largest)
-    return voxel_points(reference, head)[::stride]
-
-
-def image_centre(image) -> np.ndarray:
-    """LPS point at the middle of the image's voxel grid."""
-    middle = (np.array(image.GetLargestPossibleRegion().GetSize(), dtype=float) - 1) / 2
-    return apply_matrix(image_ijk_to_lps(image), middle[None])[0]
+    return voxel_points(reference, object_mask(array, lo + 0.1 * (hi - lo)))[::stride]
 
 
 def real_consistency(args) -> None:
@@ -173,7 +165,10 @@ def main() -> None:
     parser.add_argument("--preset", help="preset name or parameter file(s) instead of the default (for tuning)")
     args = parser.parse_args()
     if args.real:
-        real_consistency(args)
+        try:
+            real_consistency(args)
+        except InputError as error:  # a missing or unreadable scan: say which, no traceback
+            sys.exit(f"error: {error} (see ../shared/data/real/README.md for the layout)")
         return
 
     import itk

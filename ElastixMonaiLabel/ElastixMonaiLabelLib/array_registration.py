@@ -40,7 +40,7 @@ from .multimodal import check_modality_names
 from .parameter_files import read_parameter_file, write_parameter_file
 from .presets import Preset, get_preset, stages_are_linear
 from .process import CancelToken, run_process
-from .registration import _adapt_sampler, _final_interpolation, _foreground, _ProgressFromLog
+from .registration import _final_interpolation, _foreground, _ProgressFromLog, elastix_stages
 from .resolution import is_coarser, smoothing_sigmas
 from .similarity import normalized_mutual_information, similarity_verdict
 from .voxels import VoxelVolume, resample, smoothed
@@ -189,7 +189,7 @@ def register_with_executables(
         fixed_input, moving_input = moving_input, fixed_input
     command = [elastix, "-f", fixed_input.write(workdir / "fixed.nii"), "-m", moving_input.write(workdir / "moving.nii"),
                "-out", workdir]
-    for index, stage in enumerate(_adapt_sampler(_no_result_image(stages), mask is not None)):
+    for index, stage in enumerate(elastix_stages(_no_result_image(stages), fixed_input, moving_input, mask is not None)):
         command += ["-p", write_parameter_file(stage, workdir / f"stage{index}.txt")]
     if mask is not None:
         command += ["-fMask", mask.write(workdir / "mask.nii", dtype=np.uint8)]

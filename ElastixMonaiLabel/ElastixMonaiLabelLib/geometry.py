@@ -110,6 +110,12 @@ def apply_matrix(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ matrix[:3, :3].T + matrix[:3, 3]
 
 
+def image_centre(image: Any) -> np.ndarray:
+    """LPS point at the middle of the image's voxel grid."""
+    middle = (np.array(image.GetLargestPossibleRegion().GetSize(), dtype=float) - 1) / 2
+    return apply_matrix(image_ijk_to_lps(image), middle[None])[0]
+
+
 def voxel_points(image: Any, mask: np.ndarray | None = None) -> np.ndarray:
     """Physical LPS coordinates (N, 3) of the voxels of ``image`` (where ``mask``, in k, j, i order)."""
     size = tuple(image.GetLargestPossibleRegion().GetSize())

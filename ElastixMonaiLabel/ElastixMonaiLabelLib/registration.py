@@ -162,22 +162,34 @@ _SCHEDULE_KEYS = ("ImagePyramidSchedule", "FixedImagePyramidSchedule", "MovingIm
 def _pyramid_schedules(stages: list[ParameterMap], fixed: Any, moving: Any) -> list[ParameterMap]:
     """Give each stage's pyramids a schedule in physical units (see :func:`.resolution.pyramid_schedule`).
 
-    Only for elastix's schedule-driven pyramids, and only where the preset sets no schedule itself.
+    The base resolution is the coarser of the two images' finest spacings (the resolution
+    both share once matched), so a 0.45 mm in-plane T2 does not leave a 1 mm T1 unshrunk
+    at the coarse levels. Only for elastix's schedule-driven pyramids, and only where the
+    preset sets no schedule itself.
     """
-    finest = float(min(min(fixed.GetSpacing()), min(moving.GetSpacing())))
+    base = float(max(min(fixed.GetSpacing()), min(moving.GetSpacing())))
     adapted = []
     for stage in stages:
         kinds = [stage.get(f"{role}ImagePyramid", ("",))[0].removeprefix(role) for role in ("Fixed", "Moving")]
         if any(key in stage for key in _SCHEDULE_KEYS) or not all(kind in _SCHEDULED_PYRAMIDS for kind in kinds):
             adapted.append(stage)
             continue
-        levels = int(stage.get("NumberOfResolutions", ("1",))[0])
+        levels = _levels(stage)
         adapted.append({
             **stage,
-            "FixedImagePyramidSchedule": tuple(str(f) for f in pyramid_schedule(fixed, levels, finest)),
-            "MovingImagePyramidSchedule": tuple(str(f) for f in pyramid_schedule(moving, levels, finest)),
+            "FixedImagePyramidSchedule": tuple(str(f) for f in pyramid_schedule(fixed, levels, base)),
+            "MovingImagePyramidSchedule": tuple(str(f) for f in pyramid_schedule(moving, levels, base)),
         })
     return adapted
+
+
+def elastix_stages(stages: list[ParameterMap], fixed: Any, moving: Any, has_fixed_mask: bool) -> list[ParameterMap]:
+    """The parameter maps elastix gets for ``fixed`` and ``moving`` (both engines, both code paths)."""
+    return _pyramid_schedules(_adapt_sampler(stages, has_fixed_mask), fixed, moving)
+
+
+def _levels(stage: ParameterMap) -> int:
+    return int(stage.get("NumberOfResolutions", ("3",))[0])  # elastix's own default is 3
 
 
 def _final_interpolation(stages: list[ParameterMap]) -> str:
@@ -189,7 +201,7 @@ class _ProgressFromLog:
     """Turns elastix's "Resolution: k" log lines into a fraction of one modality."""
 
     def __init__(self, stages: list[ParameterMap], report: Callable[[float], None]) -> None:
-        self.levels = [int(stage.get("NumberOfResolutions", ("1",))[0]) for stage in stages]
+        self.levels = [_levels(stage) for stage in stages]
         self.total = float(sum(self.levels))
         self.done = 0
         self.report = report
@@ -250,9 +262,9 @@ def register_modality(
         if swap:
             fixed_input, moving_input = moving_input, fixed_input
         masks = (moving_mask, reference_mask) if swap else (reference_mask, moving_mask)
-        elastix_stages = _pyramid_schedules(_adapt_sampler(stages, masks[0] is not None), fixed_input, moving_input)
+        parameter_maps = elastix_stages(stages, fixed_input, moving_input, masks[0] is not None)
         chain = runner.register(
-            fixed_input, moving_input, elastix_stages, workdir=workdir,
+            fixed_input, moving_input, parameter_maps, workdir=workdir,
             fixed_mask=masks[0], moving_mask=masks[1], threads=threads, log=on_line, cancel=cancel,
         )
         elastix_seconds = time.perf_counter() - started

@@ -10,6 +10,7 @@ the output is resampled from the original moving image.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -26,15 +27,18 @@ def _direction(image: Any) -> np.ndarray:
 def resolution_along_axes(image: Any, other: Any) -> np.ndarray:
     """Resolution (mm) of ``other`` along each index axis of ``image``.
 
-    Each axis of ``image`` takes the spacing of ``other``'s axis closest to it in
-    direction. Pairing axes (rather than mixing spacings by the angle between the
-    grids) keeps the smoothing, and so the registration's result, the same when a
-    header says the head sits a few degrees differently: with mixing, a 10 degree
-    header change between two tilted 5.5 mm series changed the in-plane smoothing
-    by up to 1 mm and the result by 0.05-0.1 mm (benchmarks/registration.py --real).
+    Each axis of ``image`` takes the spacing of the axis of ``other`` paired with it,
+    one to one, by direction (the pairing with the largest sum of |cosines|, so a
+    45 degree tie cannot give two axes the same partner and lose the slice axis).
+    Pairing axes (rather than mixing spacings by the angle between the grids) keeps
+    the smoothing, and so the registration's result, the same when a header says the
+    head sits a few degrees differently: with mixing, a 10 degree header change
+    between two tilted 5.5 mm series changed the in-plane smoothing by up to 1 mm and
+    the result by 0.05-0.1 mm (benchmarks/registration.py --real).
     """
     cosines = np.abs(_direction(image).T @ _direction(other))  # [axis of image, axis of other]
-    return np.array(other.GetSpacing(), dtype=float)[np.argmax(cosines, axis=1)]
+    best = max(itertools.permutations(range(3)), key=lambda pairing: sum(cosines[axis, pairing[axis]] for axis in range(3)))
+    return np.array(other.GetSpacing(), dtype=float)[list(best)]
 
 
 def smoothing_sigmas(image: Any, other: Any) -> np.ndarray:
@@ -65,18 +69,18 @@ def match_resolution(fixed: Any, moving: Any) -> tuple[Any, Any]:
     return smooth_to_match(fixed, moving), smooth_to_match(moving, fixed)
 
 
-def pyramid_schedule(image: Any, levels: int, finest_mm: float) -> list[int]:
+def pyramid_schedule(image: Any, levels: int, base_mm: float) -> list[int]:
     """Shrink factors per level and index axis (elastix's pyramid schedule layout).
 
-    Level k of ``levels`` aims at a resolution of 2^(levels-1-k) x ``finest_mm`` (the
-    finest spacing of both images); an axis whose spacing is already that coarse is
-    not shrunk. For isotropic images of one spacing this is elastix's default
-    schedule; 5.5 mm slices are no longer thinned to 22 mm at the coarsest level,
-    which lost the capture of 25 degree misalignments on real thick-slice series.
+    Level k of ``levels`` aims at a resolution of 2^(levels-1-k) x ``base_mm``; an axis
+    whose spacing is already that coarse is not shrunk, and the last level is the image
+    itself. For isotropic images of one spacing this is elastix's default schedule;
+    5.5 mm slices are no longer thinned to 22 mm at the coarsest level, which lost the
+    capture of 25 degree misalignments on real thick-slice series.
     """
     spacing = np.array(image.GetSpacing(), dtype=float)
     return [
-        max(1, int(np.floor(2.0 ** (levels - 1 - level) * finest_mm / s + 1e-6)))
+        1 if level == levels - 1 else max(1, int(np.floor(2.0 ** (levels - 1 - level) * base_mm / s + 1e-6)))
         for level in range(levels)
         for s in spacing
     ]

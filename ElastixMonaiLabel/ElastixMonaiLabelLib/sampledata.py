@@ -21,7 +21,7 @@ import numpy as np
 
 from .elastix_transforms import itk_affine, write_linear_transform
 from .files import ensure_output_dir, write_text
-from .geometry import apply_matrix, grid_like, image_ijk_to_lps
+from .geometry import grid_like, image_centre, image_ijk_to_lps
 from .images import image_from_array, write_volume
 from .labels import brain_mask_from_freesurfer
 from .resources import resource_path
@@ -197,8 +197,7 @@ def generate_subject(spec: SubjectSpec, out_dir: str | Path) -> dict[str, Any]:
     lesion_mask = _lesions(labels, rng, spec.lesions) if spec.lesions else None
 
     reference_grid = grid_like(source, (spec.spacing_mm,) * 3, extent)
-    middle = (np.array(reference_grid.GetLargestPossibleRegion().GetSize(), dtype=float) - 1) / 2
-    center = apply_matrix(image_ijk_to_lps(reference_grid), middle[None])[0]
+    center = image_centre(reference_grid)
     anatomy_spacing = np.full(3, synth_spacing)
     thick = spec.thick_slice_mm or {}
     description: dict[str, Any] = {
