@@ -18,6 +18,8 @@ runner = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(runner)
 # (name, seconds, outcome) of each notebook run in this session, for the summary at the end of the run.
 EXECUTED = pytest.StashKey[list]()
+# No cell of a notebook may take longer (each notebook takes one or two minutes in all on 2 cores).
+CELL_TIMEOUT_S = 300
 
 
 def notebooks_for(kernel: str) -> list[Path]:
@@ -32,7 +34,7 @@ def run_notebook(path: Path, output: Path, config) -> None:
     started = time.perf_counter()
     outcome = "failed"
     try:
-        runner.execute(path, output=output)
+        runner.execute(path, output=output, timeout=CELL_TIMEOUT_S, real_data=False)  # tests never read ../shared
         outcome = "passed"
     except CellExecutionError as error:
         # The failing cell's source and traceback, without the terminal colours of IPython's traceback.

@@ -7,7 +7,10 @@ results go wrong fails here with the cell and its traceback.
 
 from __future__ import annotations
 
+import copy
 import re
+import time
+from pathlib import Path
 
 import pytest
 from notebook_checks import ROOT, notebooks_for, run_notebook, runner
@@ -71,3 +74,63 @@ def test_drawing_a_figure_leaves_pyplot_alone(tmp_path):
         assert matplotlib.get_backend() == "svg"
     finally:
         matplotlib.use(previous)
+
+
+def _tiny_notebook(*cells):
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "elastix-monailabel", "display_name": "ElastixMonaiLabel core", "language": "python"}
+    notebook.cells = [nbformat.v4.new_markdown_cell(text) if kind == "md" else nbformat.v4.new_code_cell(text) for kind, text in cells]
+    return notebook
+
+
+def test_stale_cells_reports_every_kind_of_difference(tmp_path):
+    notebook = _tiny_notebook(("md", "# Title\n\nWhy."), ("code", "x = 1\nprint(x)"), ("md", "What to look at."), ("code", "y = 2"))
+    text = runner.render(notebook, "tiny", tmp_path).read_text(encoding="utf-8")
+    assert runner.stale_cells(notebook, text) == []
+    edited = copy.deepcopy(notebook)
+    edited.cells[1].source = "x = 2\nprint(x)"
+    removed = copy.deepcopy(notebook)
+    del removed.cells[2]
+    moved = copy.deepcopy(notebook)
+    moved.cells[1], moved.cells[3] = moved.cells[3], moved.cells[1]
+    for changed in (edited, removed, moved):
+        assert runner.stale_cells(changed, text), changed.cells
+    assert runner.stale_cells(notebook, text.replace("What to look at.", "What to look at. And prose added by hand."))
+
+
+def test_a_failing_cell_shuts_its_kernel_down_so_atexit_handlers_run(tmp_path):
+    """Notebook 03 stops its server with atexit: that must hold when a later cell fails."""
+    from nbclient.exceptions import CellExecutionError
+
+    pid_file = tmp_path / "child.pid"
+    notebook = _tiny_notebook(
+        ("code", "import atexit, subprocess, sys\n"
+                 "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
+                 f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+                 "atexit.register(child.kill)"),
+        ("code", "raise RuntimeError('a deliberately failing cell')"))
+    path = tmp_path / "probe.ipynb"
+    path.write_text(nbformat_text(notebook), encoding="utf-8")
+    with pytest.raises(CellExecutionError, match="deliberately failing"):
+        runner.execute(path, output=tmp_path / "out", timeout=60, real_data=False)
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 20
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _running(pid), "the kernel outlived its notebook run: atexit handlers did not run"
+
+
+def nbformat_text(notebook) -> str:
+    import nbformat
+
+    return nbformat.writes(notebook)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"  # a zombie has exited

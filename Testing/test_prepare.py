@@ -227,3 +227,18 @@ def test_brats_cases_are_kept_as_they_are_unless_registration_is_asked_for(make_
     assert "is not on the grid of" in refused["failed"][case] and "--register" in refused["failed"][case]
     registered = prepare_dataset(source.parent, tmp_path / "registered", layout="brats2023", register=True)
     assert registered["done"] == [case] and registered["registration"] == "co-registered to t1"
+
+
+def test_local_dask_cluster_is_reachable_from_this_machine_only():
+    """prepare --scheduler local: scheduler, workers and dashboard on 127.0.0.1 (Dask's default is every interface)."""
+    from ElastixMonaiLabelLib.datasets import local_cluster
+
+    cluster = local_cluster(1)
+    try:
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:"), cluster.scheduler_address
+        workers = list(cluster.scheduler_info["workers"])
+        assert workers and all(address.startswith("tcp://127.0.0.1:") for address in workers), workers
+        assert cluster.dashboard_link.startswith("http://127.0.0.1:"), cluster.dashboard_link
+        assert ":8787/" not in cluster.dashboard_link  # a free port, not Dask's well-known one
+    finally:
+        cluster.close()

@@ -22,7 +22,13 @@ if str(ROOT / "ElastixMonaiLabel") not in sys.path:
 # Processes the notebooks start (the command line, Dask workers, the server) import the same core.
 if str(ROOT / "ElastixMonaiLabel") not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "ElastixMonaiLabel"), os.environ.get("PYTHONPATH")]))
-REAL_DATA = ROOT.parent / "shared" / "data" / "real"
+# Real scans: $ELASTIXMONAILABEL_REAL_DATA, else ../shared/data/real beside the checkout. The test suite sets
+# the variable empty, so tests never read real data; render-notebooks.sh and interactive use may.
+_REAL_SETTING = os.environ.get("ELASTIXMONAILABEL_REAL_DATA")
+if _REAL_SETTING is None:
+    REAL_DATA: Path | None = ROOT.parent / "shared" / "data" / "real"
+else:
+    REAL_DATA = Path(_REAL_SETTING).resolve() if _REAL_SETTING else None
 
 from ElastixMonaiLabelLib.figures import canonical_array  # noqa: E402
 from ElastixMonaiLabelLib.labels import SYNTHSEG_STRUCTURES  # noqa: E402
@@ -37,6 +43,9 @@ def work_folder(name: str) -> Path:
 
 def real_data(*parts: str) -> Path | None:
     """A path under the real scans folder, or None (with the reason printed) when it is not there."""
+    if REAL_DATA is None:
+        print("skipped: real-scan sections are off here (ELASTIXMONAILABEL_REAL_DATA is empty, as in the test suite).")
+        return None
     path = REAL_DATA.joinpath(*parts)
     if path.exists():
         return path

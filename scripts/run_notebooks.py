@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -71,8 +72,10 @@ def kernel_spec_manager():
     return KernelSpecManager(kernel_dirs=dirs, ensure_native_kernel=False)
 
 
-def kernel_environment(output: Path, scratch: Path) -> dict[str, str]:
+def kernel_environment(output: Path, scratch: Path, real_data: bool = True) -> dict[str, str]:
     env = dict(os.environ)
+    if not real_data:
+        env["ELASTIXMONAILABEL_REAL_DATA"] = ""  # notebooks/helpers.py: the own-data sections are skipped
     # A batch run leaves nothing in the user's home: IPython's profile and history go to a scratch folder.
     env["IPYTHONDIR"] = str(scratch / "ipython")
     # ipykernel picks matplotlib's inline backend only when MPLBACKEND is unset (test runs set Agg).
@@ -83,7 +86,7 @@ def kernel_environment(output: Path, scratch: Path) -> dict[str, str]:
     return env
 
 
-def execute(path: Path, output: Path | None = None, timeout: int = 900):
+def execute(path: Path, output: Path | None = None, timeout: int = 900, real_data: bool = True):
     """Run a notebook top to bottom in its kernel (cwd: notebooks/); return it with its outputs.
 
     A failing cell raises nbclient's CellExecutionError, which shows the cell and the traceback.
@@ -101,8 +104,6 @@ def execute(path: Path, output: Path | None = None, timeout: int = 900):
         venv, setup = KERNELS[name]
         raise RuntimeError(f"{path.name} needs the kernel {name!r} of {venv}: run bash {setup}") from None
     output = Path(output or os.environ.get("NOTEBOOK_OUTPUT") or ROOT / "notebook-output").resolve()
-    import tempfile
-
     import zmq
 
     with tempfile.TemporaryDirectory(prefix="notebook-run-") as scratch:
@@ -111,7 +112,9 @@ def execute(path: Path, output: Path | None = None, timeout: int = 900):
         manager = KernelManager(kernel_name=name, kernel_spec_manager=specs, connection_file=str(Path(scratch) / "kernel.json"),
                                 transport_encryption="auto" if zmq.has("curve") else "disabled")
         client = NotebookClient(notebook, km=manager, timeout=timeout, resources={"metadata": {"path": str(NOTEBOOKS)}})
-        client.execute(env=kernel_environment(output, Path(scratch)))
+        # cleanup_kc: nbclient shuts the kernel down itself (a given KernelManager is otherwise left running until
+        # this process exits, and then killed without its atexit handlers, e.g. the one stopping a server).
+        client.execute(env=kernel_environment(output, Path(scratch), real_data), cleanup_kc=True)
     return notebook
 
 
@@ -174,6 +177,8 @@ def render(notebook, name: str, out_dir: Path = RENDERED) -> Path:
     blocks = [f"<!-- Rendered from notebooks/{name}.ipynb by scripts/render-notebooks.sh: edit the notebook, "
               "not this file. -->"]
     for index, cell in enumerate(notebook.cells):
+        if cell.cell_type in ("markdown", "code"):
+            blocks.append(_cell_marker(index))  # invisible on GitHub; lets stale_cells compare cell by cell
         if cell.cell_type == "markdown":
             blocks.append(cell.source)
         elif cell.cell_type == "code":
@@ -186,27 +191,34 @@ def render(notebook, name: str, out_dir: Path = RENDERED) -> Path:
     return path
 
 
-def stale_cells(notebook, markdown: str) -> list[str]:
-    """The cells of ``notebook`` that its rendered copy lacks, in order (empty: the copy is current).
+def _cell_marker(index: int) -> str:
+    return f"<!-- cell {index} -->"
 
-    Each markdown cell's text and each code cell's fenced source must appear in the rendered
-    copy, one after the other; and the copy must hold no code block that the notebook lacks.
+
+def stale_cells(notebook, markdown: str) -> list[str]:
+    """How the rendered copy differs from ``notebook``'s cells (empty: the copy is current).
+
+    The copy holds each markdown and code cell after its marker, in order: a markdown cell's text
+    exactly, a code cell's fenced source followed by its outputs. A cell added, removed, edited or
+    moved in either place, or text added to a markdown cell in the copy, is reported.
     """
-    missing, position = [], 0
-    for index, cell in enumerate(notebook.cells):
-        if cell.cell_type not in ("markdown", "code"):
-            continue
-        text = cell.source if cell.cell_type == "markdown" else code_block(cell.source)
-        found = markdown.find(text, position)
-        if found < 0:
-            missing.append(f"cell {index} ({cell.cell_type}): {cell.source.strip().splitlines()[0] if cell.source.strip() else '(empty)'}")
-        else:
-            position = found + len(text)
-    code_cells = sum(cell.cell_type == "code" for cell in notebook.cells)
-    rendered_code = len(re.findall(r"^`{3,}python$", markdown, re.M))
-    if not missing and rendered_code != code_cells:
-        missing.append(f"the rendered copy has {rendered_code} code cells, the notebook {code_cells}")
-    return missing
+    pieces = re.split(r"^<!-- cell (\d+) -->$", markdown, flags=re.M)
+    rendered = {int(number): text.strip("\n") for number, text in zip(pieces[1::2], pieces[2::2])}
+    cells = {index: cell for index, cell in enumerate(notebook.cells) if cell.cell_type in ("markdown", "code")}
+    problems = []
+    for index, cell in cells.items():
+        label = f"cell {index} ({cell.cell_type}): {cell.source.strip().splitlines()[0] if cell.source.strip() else '(empty)'}"
+        text = rendered.get(index)
+        if text is None:
+            problems.append(f"{label} is missing")
+        elif cell.cell_type == "markdown" and text != cell.source.strip("\n"):
+            problems.append(f"{label} differs")
+        elif cell.cell_type == "code" and not (text == code_block(cell.source) or text.startswith(code_block(cell.source) + "\n")):
+            problems.append(f"{label} differs")
+    problems += [f"cell {index} is in the rendered copy only" for index in sorted(set(rendered) - set(cells))]
+    if list(rendered) != sorted(rendered):
+        problems.append("the rendered copy's cells are out of order")
+    return problems
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -216,14 +228,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=900, help="seconds one cell may take")
     args = parser.parse_args(argv)
     total = 0.0
+    fresh = None
+    if args.action == "render" and not os.environ.get("NOTEBOOK_OUTPUT"):
+        # Rendered copies show a run from scratch, not one that reused an earlier run's files.
+        fresh = tempfile.TemporaryDirectory(prefix="notebook-render-")
     for path in notebook_paths(args.names):
         started = time.perf_counter()
-        notebook = execute(path, timeout=args.timeout)
+        notebook = execute(path, output=Path(fresh.name) if fresh else None, timeout=args.timeout)
         seconds = time.perf_counter() - started
         total += seconds
         written = f" -> {render(notebook, path.stem).relative_to(ROOT)}" if args.action == "render" else ""
         print(f"{path.name}: {seconds:.0f} s{written}", flush=True)
     print(f"total {total:.0f} s")
+    if fresh:
+        fresh.cleanup()
     return 0
 
 

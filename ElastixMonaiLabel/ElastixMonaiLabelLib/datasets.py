@@ -401,11 +401,20 @@ def _run_in_processes(jobs: list[tuple], workers: int, cancel: CancelToken):
                     future.cancel()  # queued jobs; running ones end with CancelledError
 
 
+def local_cluster(workers: int):
+    """A Dask cluster of worker processes on this machine, reachable from it alone: scheduler, workers and
+    dashboard listen on the loopback interface (Dask's default is every interface, dashboard on port 8787)."""
+    from dask.distributed import LocalCluster
+
+    return LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
+                        host="127.0.0.1", dashboard_address="127.0.0.1:0")
+
+
 def _run_on_dask(jobs: list[tuple], scheduler: str, workers: int, cancel: CancelToken | None = None):
     """Yield (case id, record or exception) as a Dask cluster finishes the jobs. On cancel, jobs not
     started are cancelled and running ones are left (a local cluster's workers are stopped)."""
     try:
-        from dask.distributed import Client, LocalCluster, wait as dask_wait
+        from dask.distributed import Client, wait as dask_wait
     except ImportError as error:
         raise InputError("scheduler", "Dask is not installed: pip install 'dask[distributed]'") from error
     cancel = cancel or CancelToken()
@@ -416,7 +425,7 @@ def _run_on_dask(jobs: list[tuple], scheduler: str, workers: int, cancel: Cancel
         main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
         try:
-            cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True)
+            cluster = local_cluster(workers)
         finally:
             if main:
                 signal.signal(signal.SIGINT, previous)

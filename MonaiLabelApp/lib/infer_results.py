@@ -3,6 +3,7 @@ returns, and which channel of a case a one-channel model reads."""
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,8 +27,11 @@ def label_params() -> dict:
 
 
 def write_label_result(label: Any, prefix: str) -> str:
-    """The label image written to a fresh temporary folder (MONAI Label sends it, then removes it)."""
-    return str(write_volume(label, Path(tempfile.mkdtemp(prefix=prefix)) / "label.nii.gz"))
+    """The label image written to a fresh temporary file (MONAI Label sends it, then removes it; a folder
+    around it would be left behind, one per request)."""
+    handle, path = tempfile.mkstemp(prefix=prefix, suffix=".nii.gz")
+    os.close(handle)
+    return str(write_volume(label, Path(path)))
 
 
 def requested_channel(request: Mapping[str, Any], channels: Mapping[str, Any]) -> tuple[str, Any]:
