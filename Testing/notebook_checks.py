@@ -34,7 +34,7 @@ def run_notebook(path: Path, output: Path, config) -> None:
     started = time.perf_counter()
     outcome = "failed"
     try:
-        runner.execute(path, output=output, timeout=CELL_TIMEOUT_S, real_data=False)  # tests never read ../shared
+        runner.execute(path, output=output, timeout=CELL_TIMEOUT_S)  # no real data: those sections are skipped
         outcome = "passed"
     except CellExecutionError as error:
         # The failing cell's source and traceback, without the terminal colours of IPython's traceback.

@@ -114,7 +114,7 @@ def test_a_failing_cell_shuts_its_kernel_down_so_atexit_handlers_run(tmp_path):
     path = tmp_path / "probe.ipynb"
     path.write_text(nbformat_text(notebook), encoding="utf-8")
     with pytest.raises(CellExecutionError, match="deliberately failing"):
-        runner.execute(path, output=tmp_path / "out", timeout=60, real_data=False)
+        runner.execute(path, output=tmp_path / "out", timeout=60)
     pid = int(pid_file.read_text())
     deadline = time.monotonic() + 20
     while _running(pid) and time.monotonic() < deadline:

@@ -4,8 +4,8 @@ Imported first by every notebook (whose working directory is this folder). It pu
 checkout's core, ``ElastixMonaiLabel/ElastixMonaiLabelLib``, first on the import path of the
 kernel and of the processes it starts (the environments also have it installed), says where
 each notebook writes (``$NOTEBOOK_OUTPUT``, else ``notebook-output/`` in the checkout, which git
-ignores) and where real scans may be (``../shared/data/real`` beside the checkout, on the
-project's own machines only).
+ignores) and where the user's real scans are (``$ELASTIXMONAILABEL_REAL_DATA``; the sections that
+need them are skipped without it).
 """
 
 from __future__ import annotations
@@ -22,13 +22,8 @@ if str(ROOT / "ElastixMonaiLabel") not in sys.path:
 # Processes the notebooks start (the command line, Dask workers, the server) import the same core.
 if str(ROOT / "ElastixMonaiLabel") not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "ElastixMonaiLabel"), os.environ.get("PYTHONPATH")]))
-# Real scans: $ELASTIXMONAILABEL_REAL_DATA, else ../shared/data/real beside the checkout. The test suite sets
-# the variable empty, so tests never read real data; render-notebooks.sh and interactive use may.
-_REAL_SETTING = os.environ.get("ELASTIXMONAILABEL_REAL_DATA")
-if _REAL_SETTING is None:
-    REAL_DATA: Path | None = ROOT.parent / "shared" / "data" / "real"
-else:
-    REAL_DATA = Path(_REAL_SETTING).resolve() if _REAL_SETTING else None
+# Real scans: a folder the user names (scripts/run_notebooks.py --real-data DIR sets the variable); none by default.
+REAL_DATA = Path(os.environ["ELASTIXMONAILABEL_REAL_DATA"]).resolve() if os.environ.get("ELASTIXMONAILABEL_REAL_DATA") else None
 
 from ElastixMonaiLabelLib.figures import canonical_array  # noqa: E402
 from ElastixMonaiLabelLib.labels import SYNTHSEG_STRUCTURES  # noqa: E402
@@ -44,7 +39,8 @@ def work_folder(name: str) -> Path:
 def real_data(*parts: str) -> Path | None:
     """A path under the real scans folder, or None (with the reason printed) when it is not there."""
     if REAL_DATA is None:
-        print("skipped: real-scan sections are off here (ELASTIXMONAILABEL_REAL_DATA is empty, as in the test suite).")
+        print("skipped: no real scans given (set ELASTIXMONAILABEL_REAL_DATA to their folder, or run the notebooks"
+              " with scripts/run_notebooks.py --real-data DIR).")
         return None
     path = REAL_DATA.joinpath(*parts)
     if path.exists():

@@ -72,10 +72,10 @@ def kernel_spec_manager():
     return KernelSpecManager(kernel_dirs=dirs, ensure_native_kernel=False)
 
 
-def kernel_environment(output: Path, scratch: Path, real_data: bool = True) -> dict[str, str]:
+def kernel_environment(output: Path, scratch: Path, real_data: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
-    if not real_data:
-        env["ELASTIXMONAILABEL_REAL_DATA"] = ""  # notebooks/helpers.py: the own-data sections are skipped
+    # notebooks/helpers.py: the "on your own data" sections run on this folder, or are skipped without one.
+    env["ELASTIXMONAILABEL_REAL_DATA"] = str(Path(real_data).resolve()) if real_data else ""
     # A batch run leaves nothing in the user's home: IPython's profile and history go to a scratch folder.
     env["IPYTHONDIR"] = str(scratch / "ipython")
     # ipykernel picks matplotlib's inline backend only when MPLBACKEND is unset (test runs set Agg).
@@ -86,7 +86,7 @@ def kernel_environment(output: Path, scratch: Path, real_data: bool = True) -> d
     return env
 
 
-def execute(path: Path, output: Path | None = None, timeout: int = 900, real_data: bool = True):
+def execute(path: Path, output: Path | None = None, timeout: int = 900, real_data: Path | None = None):
     """Run a notebook top to bottom in its kernel (cwd: notebooks/); return it with its outputs.
 
     A failing cell raises nbclient's CellExecutionError, which shows the cell and the traceback.
@@ -226,7 +226,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=("run", "render"))
     parser.add_argument("names", nargs="*", help="notebook names without .ipynb (default: all)")
     parser.add_argument("--timeout", type=int, default=900, help="seconds one cell may take")
+    parser.add_argument("--real-data", type=Path, help="folder of real scans for the 'on your own data' sections "
+                        "(the layout of the project's real-data folder; default: those sections are skipped)")
     args = parser.parse_args(argv)
+    if args.real_data and not args.real_data.is_dir():
+        parser.error(f"--real-data {args.real_data}: no such folder")
     total = 0.0
     fresh = None
     if args.action == "render" and not os.environ.get("NOTEBOOK_OUTPUT"):
@@ -234,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         fresh = tempfile.TemporaryDirectory(prefix="notebook-render-")
     for path in notebook_paths(args.names):
         started = time.perf_counter()
-        notebook = execute(path, output=Path(fresh.name) if fresh else None, timeout=args.timeout)
+        notebook = execute(path, output=Path(fresh.name) if fresh else None, timeout=args.timeout, real_data=args.real_data)
         seconds = time.perf_counter() - started
         total += seconds
         written = f" -> {render(notebook, path.stem).relative_to(ROOT)}" if args.action == "render" else ""
