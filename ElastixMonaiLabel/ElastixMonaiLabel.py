@@ -22,15 +22,15 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 
 from ElastixMonaiLabelSlicer import nodes as slicer_nodes
-from ElastixMonaiLabelLib.array_registration import ENGINE_CHOICES, RegistrationRequest, choose_engine, registration_work
-from ElastixMonaiLabelLib.client import MonaiLabelClient
-from ElastixMonaiLabelLib.consent import ConsentStore
-from ElastixMonaiLabelLib.inputs_table import case_channels, edit_inputs, guess_reference_modality, inputs_of, use_case
-from ElastixMonaiLabelLib.jobs import JobBoard, JobEvent, ThreadJob
-from ElastixMonaiLabelLib.multimodal import check_modality_names
-from ElastixMonaiLabelLib.presets import list_presets
-from ElastixMonaiLabelLib.quick_subject import make_quick_subject
-from ElastixMonaiLabelLib.server_jobs import (
+from ElastixMonaiLabelLib.registration.voxel_arrays import ENGINE_CHOICES, RegistrationRequest, choose_engine, registration_work
+from ElastixMonaiLabelLib.client.rest import MonaiLabelClient
+from ElastixMonaiLabelLib.module_support.consent import ConsentStore
+from ElastixMonaiLabelLib.module_support.inputs_table import case_channels, edit_inputs, guess_reference_modality, inputs_of, use_case
+from ElastixMonaiLabelLib.runtime.jobs import JobBoard, JobEvent, ThreadJob
+from ElastixMonaiLabelLib.data.multimodal import check_modality_names
+from ElastixMonaiLabelLib.registration.presets import list_presets
+from ElastixMonaiLabelLib.synthetic.quick_subject import make_quick_subject
+from ElastixMonaiLabelLib.module_support.server_work import (
     TrainingRun,
     describe_model,
     next_sample_work,
@@ -581,7 +581,7 @@ class ElastixMonaiLabelTest(ScriptedLoadableModuleTest):
         url = os.environ.get("ELASTIXMONAILABEL_TEST_SERVER")
         if not url:
             self.skipTest("ELASTIXMONAILABEL_TEST_SERVER is not set: no MONAI Label server to segment with")
-        from ElastixMonaiLabelLib.labels import SYNTHSEG_STRUCTURES
+        from ElastixMonaiLabelLib.data.labels import SYNTHSEG_STRUCTURES
 
         logic, node = self._coRegister()
         node.serverUrl, node.model = url, "atlas_registration"

@@ -5,10 +5,10 @@ Start it with (see the project README):
         --host 127.0.0.1 --port 8000 [--conf atlases 12] [--conf atlas_spacing 2] [--conf cache DIR]
 
 Cases are 4D channels-last NIfTI files whose channel names travel in the header
-(ElastixMonaiLabelLib.multimodal); a 3D volume is a one-channel case.
+(ElastixMonaiLabelLib.data.multimodal); a 3D volume is a one-channel case.
 
-Access and data safety (README, "Security and data safety"): lib.http_guard (hosts, origins,
-token, sizes, errors), lib.safe_datastore (ids, checks, history), lib.safe_routes.
+Access and data safety (README, "Security and data safety"): lib.http.guard (hosts, origins,
+token, sizes, errors), lib.datastore.safe_datastore (ids, checks, history), lib.http.routes.
 """
 
 from __future__ import annotations
@@ -30,24 +30,24 @@ APP_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(APP_DIR.parent / "ElastixMonaiLabel"))
 
 from ElastixMonaiLabelLib import __version__  # noqa: E402
-from ElastixMonaiLabelLib.atlas_segmentation import ATLAS_SPACING_MM, DEFAULT_ATLASES  # noqa: E402
-from ElastixMonaiLabelLib.datastore_names import check_image_id, check_label_tag  # noqa: E402
+from ElastixMonaiLabelLib.segmentation.atlases import ATLAS_SPACING_MM, DEFAULT_ATLASES  # noqa: E402
+from ElastixMonaiLabelLib.data.datastore_names import check_image_id, check_label_tag  # noqa: E402
 from ElastixMonaiLabelLib.errors import InputError  # noqa: E402
-from ElastixMonaiLabelLib.labels import SYNTHSEG_STRUCTURES  # noqa: E402
-from ElastixMonaiLabelLib.presets import list_presets  # noqa: E402
-from ElastixMonaiLabelLib.resources import cache_dir  # noqa: E402
+from ElastixMonaiLabelLib.data.labels import SYNTHSEG_STRUCTURES  # noqa: E402
+from ElastixMonaiLabelLib.registration.presets import list_presets  # noqa: E402
+from ElastixMonaiLabelLib.runtime.resources import cache_dir  # noqa: E402
 
-from lib.atlas_infer import AtlasRegistrationSegmentation  # noqa: E402
-from lib.http_guard import GuardConfig, install, status_and_message  # noqa: E402
-from lib.networks import init_filters_of, segresnet, synthseg_network_for  # noqa: E402
-from lib.request_params import yes_no  # noqa: E402
-from lib.safe_datastore import SafeDatastore  # noqa: E402
-from lib.safe_routes import TRUSTED_INPUT  # noqa: E402
-from lib.segmentation import MultimodalSegmentation, MultimodalSegmentationTrainer, missing_channels  # noqa: E402
+from lib.infers.atlas_registration import AtlasRegistrationSegmentation  # noqa: E402
+from lib.http.guard import GuardConfig, install, status_and_message  # noqa: E402
+from lib.models.networks import init_filters_of, segresnet, synthseg_network_for  # noqa: E402
+from lib.http.params import yes_no  # noqa: E402
+from lib.datastore.safe_datastore import SafeDatastore  # noqa: E402
+from lib.http.routes import TRUSTED_INPUT  # noqa: E402
+from lib.infers.segmentation import MultimodalSegmentation, MultimodalSegmentationTrainer, missing_channels  # noqa: E402
 from lib.strategies import First  # noqa: E402
-from lib.synthseg_annotator import SynthSegAnnotator, configured_synthseg  # noqa: E402
-from lib.synthseg_tasks import ContrastAgnosticSegmentation, SynthSegTrainer, shipped_weights  # noqa: E402
-from lib.volume_checks import VolumeLimits  # noqa: E402
+from lib.infers.mri_synthseg import SynthSegAnnotator, configured_synthseg  # noqa: E402
+from lib.infers.synthseg import ContrastAgnosticSegmentation, SynthSegTrainer, shipped_weights  # noqa: E402
+from lib.datastore.volume_checks import VolumeLimits  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class TrainingFailed(RuntimeError):
 
 class ElastixMonaiLabelApp(MONAILabelApp):
     def __init__(self, app_dir: str, studies: str, conf: dict[str, str]) -> None:
-        # Who may connect and how much they may send (lib.http_guard); checked now, so a bad value stops the start.
+        # Who may connect and how much they may send (lib.http.guard); checked now, so a bad value stops the start.
         self.guard_config = GuardConfig.from_conf(conf)
         if self.guard_config.token and settings.MONAI_LABEL_AUTH_ENABLE:
             raise ValueError("--conf auth_token (or $ELASTIXMONAILABEL_TOKEN) and MONAI Label's own authentication "
@@ -147,7 +147,7 @@ class ElastixMonaiLabelApp(MONAILabelApp):
     def init_strategies(self):
         return {"random": Random(), "first": First()}
 
-    # -- models whose weights can be uploaded (PUT /model/{name}, lib.safe_routes) -----------------
+    # -- models whose weights can be uploaded (PUT /model/{name}, lib.http.routes) -----------------
 
     def uploadable_models(self) -> list[str]:
         return ["segmentation", "synthseg"]

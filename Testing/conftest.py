@@ -16,13 +16,13 @@ MODULE_DIR = ROOT / "ElastixMonaiLabel"
 if str(MODULE_DIR) not in sys.path:
     sys.path.insert(0, str(MODULE_DIR))
 
-from ElastixMonaiLabelLib.sampledata import SubjectSpec, generate_subject  # noqa: E402
+from ElastixMonaiLabelLib.synthetic.sample_data import SubjectSpec, generate_subject  # noqa: E402
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-# Testing/torch needs torch + MONAI: scripts/test.sh runs it in the server's environment (.venv-server).
+# Testing/server/in_process needs torch + MONAI: scripts/test.sh runs it in the server's environment (.venv-server).
 if importlib.util.find_spec("torch") is None or importlib.util.find_spec("monai") is None:
-    collect_ignore = ["torch"]
+    collect_ignore = ["server/in_process"]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -81,7 +81,7 @@ def subject_3mm(make_subject) -> Subject:
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    """The notebooks this run executed and their times (Testing/test_notebooks.py, Testing/torch/test_notebooks_server.py)."""
+    """The notebooks this run executed and their times (Testing/notebooks/test_notebooks.py, Testing/server/in_process/test_notebooks_server.py)."""
     from notebook_checks import EXECUTED
 
     executed = config.stash.get(EXECUTED, [])

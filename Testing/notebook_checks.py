@@ -1,6 +1,6 @@
 """What the two notebook test modules share: running one notebook in its kernel, as scripts/run_notebooks.py does.
 
-Testing/test_notebooks.py runs the notebooks of the core's kernel (.venv); Testing/torch/test_notebooks_server.py
+Testing/notebooks/test_notebooks.py runs the notebooks of the core's kernel (.venv); Testing/server/in_process/test_notebooks_server.py
 those of the server's kernel (.venv-server: torch, MONAI, MONAI Label), each from its own environment.
 """
 

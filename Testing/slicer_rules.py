@@ -2,7 +2,7 @@
 
 3D Slicer cannot run on the machines this project is built on, so the module's use of Slicer is
 checked against Slicer's source instead: read once at the commits below, the rules kept here as
-data (not Slicer's code). Testing/test_slicer_rules.py applies them to ElastixMonaiLabel.py, its
+data (not Slicer's code). Testing/slicer/test_slicer_rules.py applies them to ElastixMonaiLabel.py, its
 .ui and ElastixMonaiLabelSlicer/nodes.py; scripts/check_slicer_api.py re-checks every API
 entry below against a Slicer checkout (``python scripts/check_slicer_api.py SLICER_GIT_DIR``).
 """

@@ -33,15 +33,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ElastixMonaiLabel"))
 
-from ElastixMonaiLabelLib.atlas_segmentation import (  # noqa: E402
+from ElastixMonaiLabelLib.segmentation.atlases import (  # noqa: E402
     ATLAS_SPACING_MM,
     DEFAULT_ATLASES,
     build_atlases,
     segment_with_atlases,
 )
-from ElastixMonaiLabelLib.evaluation import dice_per_label  # noqa: E402
-from ElastixMonaiLabelLib.images import read_volume  # noqa: E402
-from ElastixMonaiLabelLib.labels import SYNTHSEG_STRUCTURES, freesurfer_to_values  # noqa: E402
+from ElastixMonaiLabelLib.synthetic.evaluation import dice_per_label  # noqa: E402
+from ElastixMonaiLabelLib.data.images import read_volume  # noqa: E402
+from ElastixMonaiLabelLib.data.labels import SYNTHSEG_STRUCTURES, freesurfer_to_values  # noqa: E402
 
 # Dice over every SynthSeg structure but CSF (FreeSurfer id 24), see the docstring.
 SCORED = [s for s in SYNTHSEG_STRUCTURES if s.freesurfer_id != 24]
@@ -80,8 +80,8 @@ def score(labels, truth_path: Path) -> dict[str, float]:
     """Dice per scored structure, on the reference labels' grid (nearest neighbour when grids differ)."""
     import itk
 
-    from ElastixMonaiLabelLib.elastix_transforms import itk_affine
-    from ElastixMonaiLabelLib.registration import resample
+    from ElastixMonaiLabelLib.registration.transforms import itk_affine
+    from ElastixMonaiLabelLib.registration.itk_images import resample
 
     truth_image = read_volume(truth_path, pixel_type="short")
     on_truth_grid = resample(labels, itk_affine(np.eye(4)), truth_image, "nearest")
@@ -103,7 +103,7 @@ def main() -> None:
 
     import itk
 
-    from ElastixMonaiLabelLib.figures import segmentation_figure
+    from ElastixMonaiLabelLib.workflows.figures import segmentation_figure
 
     cases = find_cases(args.data)
     if args.cases:

@@ -35,14 +35,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ElastixMonaiLabel"))
 
-from ElastixMonaiLabelLib.elastix_transforms import chain_matrix  # noqa: E402
-from ElastixMonaiLabelLib.evaluation import moved_by_header, pose_consistency, registration_error  # noqa: E402
+from ElastixMonaiLabelLib.registration.transforms import chain_matrix  # noqa: E402
+from ElastixMonaiLabelLib.synthetic.evaluation import moved_by_header, pose_consistency, registration_error  # noqa: E402
 from ElastixMonaiLabelLib.errors import InputError  # noqa: E402
-from ElastixMonaiLabelLib.foreground import object_mask  # noqa: E402
-from ElastixMonaiLabelLib.geometry import image_centre, voxel_points  # noqa: E402
-from ElastixMonaiLabelLib.images import read_volume  # noqa: E402
-from ElastixMonaiLabelLib.registration import register_modality  # noqa: E402
-from ElastixMonaiLabelLib.sampledata import SubjectSpec, generate_subject, random_rigid, rigid_matrix  # noqa: E402
+from ElastixMonaiLabelLib.segmentation.foreground import object_mask  # noqa: E402
+from ElastixMonaiLabelLib.data.geometry import image_centre, voxel_points  # noqa: E402
+from ElastixMonaiLabelLib.data.images import read_volume  # noqa: E402
+from ElastixMonaiLabelLib.registration.itk_images import register_modality  # noqa: E402
+from ElastixMonaiLabelLib.synthetic.sample_data import SubjectSpec, generate_subject, random_rigid, rigid_matrix  # noqa: E402
 
 
 def elastix_default_rigid(fixed, moving):

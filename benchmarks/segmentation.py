@@ -20,10 +20,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ElastixMonaiLabel"))
 
-from ElastixMonaiLabelLib.atlas_segmentation import DEFAULT_ATLASES, build_atlases, segment_with_atlases  # noqa: E402
-from ElastixMonaiLabelLib.evaluation import dice_per_label  # noqa: E402
-from ElastixMonaiLabelLib.labels import SYNTHSEG_STRUCTURES, freesurfer_to_values  # noqa: E402
-from ElastixMonaiLabelLib.sampledata import SubjectSpec, generate_subject, label_map_paths  # noqa: E402
+from ElastixMonaiLabelLib.segmentation.atlases import DEFAULT_ATLASES, build_atlases, segment_with_atlases  # noqa: E402
+from ElastixMonaiLabelLib.synthetic.evaluation import dice_per_label  # noqa: E402
+from ElastixMonaiLabelLib.data.labels import SYNTHSEG_STRUCTURES, freesurfer_to_values  # noqa: E402
+from ElastixMonaiLabelLib.synthetic.sample_data import SubjectSpec, generate_subject, label_map_paths  # noqa: E402
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Contrast-agnostic segmentation trained from label maps alone: Dice on generated and real scans.
 
-Trains the 1-channel SegResNet with the unattended command (lib.train_synthseg, label maps
+Trains the 1-channel SegResNet with the unattended command (lib.synthseg.train, label maps
 training_seg_01..12) for --minutes, or evaluates existing weights (--weights PATH --minutes 0),
 then segments every volume as the server does (to the model's grid, network, labels back
 onto the volume's own grid, nearest neighbour) and scores it there:
@@ -36,12 +36,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "ElastixMonaiLabel"), str(ROOT / "MonaiLabelApp")]
 
-from ElastixMonaiLabelLib.evaluation import dice_per_label  # noqa: E402
-from ElastixMonaiLabelLib.labels import SYNTHSEG_FREESURFER_IDS, SYNTHSEG_STRUCTURES, freesurfer_to_values  # noqa: E402
-from ElastixMonaiLabelLib.resources import resource_path  # noqa: E402
-from ElastixMonaiLabelLib.sampledata import SubjectSpec, generate_subject, label_map_paths  # noqa: E402
-from lib.synthesis import SynthSegGenerator  # noqa: E402
-from lib.synthseg_training import (  # noqa: E402
+from ElastixMonaiLabelLib.synthetic.evaluation import dice_per_label  # noqa: E402
+from ElastixMonaiLabelLib.data.labels import SYNTHSEG_FREESURFER_IDS, SYNTHSEG_STRUCTURES, freesurfer_to_values  # noqa: E402
+from ElastixMonaiLabelLib.runtime.resources import resource_path  # noqa: E402
+from ElastixMonaiLabelLib.synthetic.sample_data import SubjectSpec, generate_subject, label_map_paths  # noqa: E402
+from lib.synthseg.synthesis import SynthSegGenerator  # noqa: E402
+from lib.synthseg.training import (  # noqa: E402
     SynthSegTrainingConfig,
     load_label_maps,
     load_model,
@@ -72,9 +72,9 @@ def generator_speed(spacing: float, count: int = 4) -> float:
 
 def on_label_grid(subject: dict, folder: Path, modality: str) -> Path:
     """The modality resampled onto the T1 grid with its known (true) misalignment undone."""
-    from ElastixMonaiLabelLib.elastix_transforms import itk_affine
-    from ElastixMonaiLabelLib.images import read_volume, write_volume
-    from ElastixMonaiLabelLib.registration import resample
+    from ElastixMonaiLabelLib.registration.transforms import itk_affine
+    from ElastixMonaiLabelLib.data.images import read_volume, write_volume
+    from ElastixMonaiLabelLib.registration.itk_images import resample
 
     entry = subject["modalities"][modality]
     if modality == "t1":
@@ -167,7 +167,7 @@ def main() -> None:
     if weights is None:
         if args.minutes <= 0:
             raise SystemExit("error: give --weights PATH, or --minutes > 0 to train")
-        from lib.train_synthseg import main as train
+        from lib.synthseg.train import main as train
 
         train(["--out", str(args.out), "--minutes", str(args.minutes), "--device", args.device, "--spacing",
                str(args.spacing), "--filters", str(args.filters), "--batch-size", str(args.batch_size), "--restart"])

@@ -25,8 +25,8 @@ if str(ROOT / "ElastixMonaiLabel") not in os.environ.get("PYTHONPATH", "").split
 # Real scans: a folder the user names (scripts/run_notebooks.py --real-data DIR sets the variable); none by default.
 REAL_DATA = Path(os.environ["ELASTIXMONAILABEL_REAL_DATA"]).resolve() if os.environ.get("ELASTIXMONAILABEL_REAL_DATA") else None
 
-from ElastixMonaiLabelLib.figures import canonical_array  # noqa: E402
-from ElastixMonaiLabelLib.labels import SYNTHSEG_STRUCTURES  # noqa: E402
+from ElastixMonaiLabelLib.workflows.figures import canonical_array  # noqa: E402
+from ElastixMonaiLabelLib.data.labels import SYNTHSEG_STRUCTURES  # noqa: E402
 
 
 def work_folder(name: str) -> Path:

@@ -8,11 +8,11 @@ bash scripts/setup-env.sh
 bash scripts/setup-server-env.sh
 bash scripts/ensure-elastix.sh
 # Two environments, one run: the core's (.venv) and the server's (.venv-server: torch, MONAI) for
-# Testing/torch. pytest's exit code 5 (nothing collected) is a failure unless the other run tested something.
+# Testing/server/in_process. pytest's exit code 5 (nothing collected) is a failure unless the other run tested something.
 set +e
 .venv/bin/python -m pytest "$@"
 core=$?
-.venv-server/bin/python -m pytest -p no:cacheprovider Testing/torch "$@"
+.venv-server/bin/python -m pytest -p no:cacheprovider Testing/server/in_process "$@"
 torch=$?
 set -e
 if [ "$core" -eq 5 ] && [ "$torch" -eq 5 ]; then

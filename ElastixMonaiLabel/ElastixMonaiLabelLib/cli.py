@@ -10,11 +10,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .atlas_segmentation import DEFAULT_ATLASES
-from .demo import DEMO_SEED
+from .segmentation.atlases import DEFAULT_ATLASES
+from .workflows.demo import DEMO_SEED
 from .errors import CancelledError, ElastixMonaiLabelError
-from .jobs import format_event
-from .process import CancelToken
+from .runtime.jobs import format_event
+from .runtime.processes import CancelToken
 
 
 def _progress_bar(description: str):
@@ -127,7 +127,7 @@ def _add_sample_data(commands: argparse._SubParsersAction) -> None:
 def _run_sample_data(args: argparse.Namespace, cancel: CancelToken) -> int:
     from tqdm import tqdm
 
-    from .sampledata import SubjectSpec, generate_subject
+    from .synthetic.sample_data import SubjectSpec, generate_subject
 
     if args.spacing <= 0 or args.subjects < 1:
         raise ElastixMonaiLabelError("--spacing must be > 0 and --subjects >= 1")
@@ -174,7 +174,7 @@ def _add_register(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_register(args: argparse.Namespace, cancel: CancelToken) -> int:
-    from .registration import register_files
+    from .registration.itk_images import register_files
 
     bar, update = _progress(args, "registering")
     try:
@@ -247,8 +247,8 @@ def _add_prepare(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_prepare(args: argparse.Namespace, cancel: CancelToken) -> int:
-    from .datasets import prepare_dataset
-    from .synthseg_tool import find_synthseg
+    from .workflows.prepare import prepare_dataset
+    from .segmentation.synthseg_tool import find_synthseg
 
     # Checked once, before any work: a missing SynthSeg is the user's setup, not a case's failure.
     synthseg = find_synthseg(args.synthseg_checkout, args.synthseg_python) if args.labels == "synthseg" else None
@@ -283,7 +283,7 @@ def _run_prepare(args: argparse.Namespace, cancel: CancelToken) -> int:
 
 
 def _add_segment(commands: argparse._SubParsersAction) -> None:
-    from .segment import MODELS
+    from .workflows.segment import MODELS
 
     parser = commands.add_parser(
         "segment",
@@ -322,7 +322,7 @@ def _add_segment(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_segment(args: argparse.Namespace, cancel: CancelToken) -> int:
-    from .segment import segment_scans
+    from .workflows.segment import segment_scans
 
     bar, update = _progress(args, "segmenting")
     try:
@@ -363,7 +363,7 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_serve(args: argparse.Namespace, cancel: CancelToken) -> int:
-    from .server_process import LocalServer
+    from .client.local_server import LocalServer
 
     server = LocalServer(args.datastore, host=args.host, port=args.port, conf=dict(args.conf))
     try:
@@ -384,7 +384,7 @@ def _add_presets(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_presets(args: argparse.Namespace, cancel: CancelToken) -> int:
-    from .presets import list_presets
+    from .registration.presets import list_presets
 
     for preset in list_presets():
         print(f"{preset.name}{' (default)' if preset.is_default else ''}: {preset.title}")
@@ -413,7 +413,7 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_demo(args: argparse.Namespace, cancel: CancelToken) -> int:
-    from .demo import run_demo
+    from .workflows.demo import run_demo
 
     run_demo(args.out, seed=args.seed, spacing_mm=args.spacing, segment=not args.no_segmentation, atlases=args.atlases,
              cancel=cancel, progress_bar=lambda description: _progress(args, description))

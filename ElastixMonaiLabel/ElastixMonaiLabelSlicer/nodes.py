@@ -6,7 +6,7 @@ transform nodes, and label maps into segments and back with one call of Slicer's
 Segmentations logic each (never one call per segment). The computations are the rest of the
 ElastixMonaiLabelLib's, tested outside Slicer; this file cannot be (3D Slicer does not run here), so
 ``slicer`` and ``vtk`` are imported inside the functions and nothing in ElastixMonaiLabelLib
-imports this package (Testing/test_extension_layout.py checks both).
+imports this package (Testing/slicer/test_extension_layout.py checks both).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ElastixMonaiLabelLib.geometry import from_parent_under, lps_to_ras_transform
-from ElastixMonaiLabelLib.segments import SegmentSpec, label_values_for_segments, segments_from_params
-from ElastixMonaiLabelLib.voxels import VoxelVolume
+from ElastixMonaiLabelLib.data.geometry import from_parent_under, lps_to_ras_transform
+from ElastixMonaiLabelLib.module_support.segments import SegmentSpec, label_values_for_segments, segments_from_params
+from ElastixMonaiLabelLib.data.voxels import VoxelVolume
 
 MARK = "ElastixMonaiLabel.madeBy"  # attribute on nodes this module made (a marker, never a node ID)
 SOURCE_ROLE = "ElastixMonaiLabelSource"  # node reference: registered volume -> the moving volume it came from
@@ -212,7 +212,7 @@ def show_comparison(reference_node, other_node, mode: str, opacity: float) -> No
     """Reference under the other volume (``fade``, at ``opacity``), or a ``checkerboard`` of both (same grid)."""
     import slicer
 
-    from ElastixMonaiLabelLib.figures import checkerboard
+    from ElastixMonaiLabelLib.workflows.figures import checkerboard
 
     if mode != "checkerboard":
         slicer.util.setSliceViewerLayers(background=reference_node, foreground=other_node, foregroundOpacity=opacity, fit=False)
@@ -274,7 +274,7 @@ def ensure_itk_elastix(requirements_path: str) -> None:
     import slicer
     from slicer.i18n import tr as _
 
-    from ElastixMonaiLabelLib.python_packages import missing_requirements, read_requirements
+    from ElastixMonaiLabelLib.module_support.python_packages import missing_requirements, read_requirements
 
     missing = missing_requirements(read_requirements(requirements_path))
     if not missing:

@@ -1,0 +1,2 @@
+"""The networks the app trains and runs, and how their weights are loaded (weights only, strictly).
+"""
