@@ -1,13 +1,13 @@
 """ElastixMonaiLabel's MONAI Label app: whole-brain segmentation of multimodal MRI.
 
-Start it with (see the project README):
+Start it with (see docs/server.md):
     python -m monailabel.main start_server --app MonaiLabelApp --studies DATASTORE \
         --host 127.0.0.1 --port 8000 [--conf atlases 12] [--conf atlas_spacing 2] [--conf cache DIR]
 
 Cases are 4D channels-last NIfTI files whose channel names travel in the header
 (ElastixMonaiLabelLib.data.multimodal); a 3D volume is a one-channel case.
 
-Access and data safety (README, "Security and data safety"): lib.http.guard (hosts, origins,
+Access and data safety (docs/security.md): lib.http.guard (hosts, origins,
 token, sizes, errors), lib.datastore.safe_datastore (ids, checks, history), lib.http.routes.
 """
 
@@ -26,8 +26,10 @@ from monailabel.interfaces.app import MONAILabelApp
 from monailabel.tasks.activelearning.random import Random
 
 APP_DIR = Path(__file__).resolve().parent
-# The core sits beside the app in a checkout; it is also installed (editable) in .venv-server.
-sys.path.insert(0, str(APP_DIR.parent / "ElastixMonaiLabel"))
+# In a checkout the core sits beside the app (it is also installed, editable, in .venv-server); in an installed
+# package the app is inside the core's package, which is importable already.
+if (APP_DIR.parent / "ElastixMonaiLabel" / "ElastixMonaiLabelLib").is_dir():
+    sys.path.insert(0, str(APP_DIR.parent / "ElastixMonaiLabel"))
 
 from ElastixMonaiLabelLib import __version__  # noqa: E402
 from ElastixMonaiLabelLib.segmentation.atlases import ATLAS_SPACING_MM, DEFAULT_ATLASES  # noqa: E402

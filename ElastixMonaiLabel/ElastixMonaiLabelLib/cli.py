@@ -354,11 +354,10 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("datastore", type=Path, metavar="DATASTORE", help="folder of cases (e.g. made by 'prepare'; created if needed)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: this machine only). 0.0.0.0 exposes the server to the "
-                        "network: then name the machine with --conf allowed_hosts NAME and set a token (see the README's "
-                        "'Security and data safety')")
+                        "network: then name the machine with --conf allowed_hosts NAME and set a token (see docs/security.md)")
     parser.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
     parser.add_argument("--conf", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
-                        help="app setting, repeatable, e.g. --conf atlases 12 --conf max_epochs 50 (see the README)")
+                        help="app setting, repeatable, e.g. --conf atlases 12 --conf max_epochs 50 (see docs/server.md)")
     parser.set_defaults(run=_run_serve)
 
 
@@ -376,6 +375,33 @@ def _run_serve(args: argparse.Namespace, cancel: CancelToken) -> int:
         print("server stopped")
         return 0
     return code
+
+
+def _add_server_app(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "server-app",
+        help="print the folder of this project's MONAI Label app (for 'monailabel start_server --app')",
+        description="Print the folder of this project's MONAI Label app, from a checkout or an installed package. "
+        "With DATASTORE, print instead a stand-in app folder under DATASTORE/.server/app that runs the real app: MONAI "
+        "Label writes its logs, model and bin folders into the app folder it is given, and this keeps them with the "
+        "datastore. Example: monailabel start_server --app \"$(elastix-monailabel server-app DS)\" --studies DS "
+        "--host 127.0.0.1",
+    )
+    parser.add_argument("datastore", type=Path, nargs="?", metavar="DATASTORE",
+                        help="the datastore the server will serve (created if needed)")
+    parser.set_defaults(run=_run_server_app)
+
+
+def _run_server_app(args: argparse.Namespace, cancel: CancelToken) -> int:
+    from .client.local_server import default_app, runtime_app_dir
+    from .runtime.files import ensure_output_dir
+
+    if args.datastore is None:
+        print(default_app())
+    else:
+        datastore = ensure_output_dir(args.datastore).resolve()
+        print(runtime_app_dir(datastore))
+    return 0
 
 
 def _add_presets(commands: argparse._SubParsersAction) -> None:
@@ -434,6 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prepare(commands)
     _add_segment(commands)
     _add_serve(commands)
+    _add_server_app(commands)
     _add_presets(commands)
     _add_demo(commands)
     return parser
@@ -465,7 +492,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     finally:
         signal.signal(signal.SIGINT, previous)
-        if args.command != "presets":
+        if args.command not in ("presets", "server-app"):
             print(f"({time.perf_counter() - started:.1f} s)", file=sys.stderr)
 
 

@@ -23,7 +23,7 @@ from ElastixMonaiLabelLib.data.labels import SYNTHSEG_STRUCTURES, freesurfer_to_
 from ElastixMonaiLabelLib.data.multimodal import case_id, channel_names, read_case, write_case, write_case_volumes
 from ElastixMonaiLabelLib.module_support.segments import labelmap_from_masks, segments_from_params
 from ElastixMonaiLabelLib.module_support.server_work import same_case
-from ElastixMonaiLabelLib.client.local_server import DEFAULT_PYTHON, LocalServer, free_port
+from ElastixMonaiLabelLib.client.local_server import LocalServer, default_python, free_port
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +176,7 @@ def test_upstream_monailabel_client_works_with_the_app(server, tmp_path):
         saved = client.save_label("case-002", image, tag="final")
         print(json.dumps({{"models": list(info["models"]), "names": params["label_names"], "saved": saved}}))
     """)
-    completed = subprocess.run([str(DEFAULT_PYTHON), "-c", script], capture_output=True, text=True, timeout=600)
+    completed = subprocess.run([str(default_python()), "-c", script], capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr[-3000:]
     reply = json.loads(completed.stdout.strip().splitlines()[-1])
     assert reply["models"] == ["atlas_registration", "segmentation", "synthseg", "mri_synthseg"]

@@ -33,7 +33,7 @@ from ElastixMonaiLabelLib.client.rest import MonaiLabelClient, ServerError
 from ElastixMonaiLabelLib.data.images import read_volume
 from ElastixMonaiLabelLib.data.labels import freesurfer_to_values
 from ElastixMonaiLabelLib.data.multimodal import write_case
-from ElastixMonaiLabelLib.client.local_server import DEFAULT_APP, DEFAULT_PYTHON, PROJECT_ROOT, RUNTIME_FOLDER, LocalServer
+from ElastixMonaiLabelLib.client.local_server import CHECKOUT, RUNTIME_FOLDER, LocalServer, default_app, default_python
 
 TOKEN = "test-token-" + uuid.uuid4().hex
 ORIGIN = "http://localhost:3000"
@@ -397,7 +397,7 @@ def checkpoints(server, tmp_path_factory):
     out = tmp_path_factory.mktemp("checkpoints")
     script = textwrap.dedent(f"""
         import sys, torch
-        sys.path[:0] = [{str(DEFAULT_APP)!r}, {str(PROJECT_ROOT / 'ElastixMonaiLabel')!r}]
+        sys.path[:0] = [{str(default_app())!r}, {str(CHECKOUT / 'ElastixMonaiLabel')!r}]
         from lib.models.networks import segresnet
         torch.manual_seed(0)
         torch.save({{"encoder.weight": torch.zeros(3, 3)}}, {str(out / 'mismatched.pt')!r})
@@ -409,7 +409,7 @@ def checkpoints(server, tmp_path_factory):
                 return (open, ({str(server.outside / 'pwned')!r}, "w"))
         torch.save({{"model": Payload()}}, {str(out / 'pickle.pt')!r})
     """)
-    completed = subprocess.run([str(DEFAULT_PYTHON), "-c", script], capture_output=True, text=True, timeout=300)
+    completed = subprocess.run([str(default_python()), "-c", script], capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
     return out
 
@@ -613,7 +613,7 @@ def test_upstream_monailabel_client_gets_the_same_answers(server, outside_before
         results["session_removed"] = authorized().remove_session(session)["name"] == session
         print(json.dumps(results))
     """)
-    completed = subprocess.run([str(DEFAULT_PYTHON), "-c", script], capture_output=True, text=True, timeout=300)
+    completed = subprocess.run([str(default_python()), "-c", script], capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
     results = json.loads(completed.stdout.strip().splitlines()[-1])
     assert "Status: 401" in results["anonymous"] or "401" in results["anonymous"]

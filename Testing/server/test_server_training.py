@@ -86,7 +86,7 @@ def test_registration_labels_join_training_only_when_configured(server, tmp_path
     import subprocess
     import textwrap
 
-    from ElastixMonaiLabelLib.client.local_server import DEFAULT_APP, DEFAULT_PYTHON
+    from ElastixMonaiLabelLib.client.local_server import default_app, default_python
 
     _, studies = server
     store = tmp_path / "store"
@@ -99,7 +99,7 @@ def test_registration_labels_join_training_only_when_configured(server, tmp_path
     shutil.copy(studies / "labels" / "final" / "case-1.nii.gz", store / "labels" / "original" / "case-1.nii.gz")
     script = textwrap.dedent(f"""
         import sys
-        sys.path.insert(0, {str(DEFAULT_APP)!r})
+        sys.path.insert(0, {str(default_app())!r})
         from pathlib import Path
         from monailabel.datastore.local import LocalDatastore
         from lib.infers.segmentation import MultimodalSegmentationTrainer
@@ -109,7 +109,7 @@ def test_registration_labels_join_training_only_when_configured(server, tmp_path
                                                     use_registration_labels=flag)
             print(flag, sorted(Path(d["label"]).parent.name for d in trainer.training_datalist(store)))
     """)
-    completed = subprocess.run([str(DEFAULT_PYTHON), "-c", script], capture_output=True, text=True, timeout=300)
+    completed = subprocess.run([str(default_python()), "-c", script], capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert completed.stdout.splitlines()[-2:] == ["False ['final']", "True ['final', 'original']"]
 

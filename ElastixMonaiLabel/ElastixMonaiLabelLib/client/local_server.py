@@ -6,8 +6,10 @@ not enter the caller's), bound to 127.0.0.1 unless asked otherwise.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -18,16 +20,44 @@ from .rest import TOKEN_ENVIRONMENT_VARIABLE, MonaiLabelClient, ServerError
 from ..runtime.files import write_text
 from ..runtime.processes import BackgroundProcess
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_APP = PROJECT_ROOT / "MonaiLabelApp"
-DEFAULT_PYTHON = PROJECT_ROOT / ".venv-server" / "bin" / "python"
+# A source checkout (or an editable install of one): the app and the server's environment sit beside the package.
+CHECKOUT = Path(__file__).resolve().parents[3]
+# An installed package (a wheel): the app travels inside it (pyproject.toml puts MonaiLabelApp/ there).
+PACKAGED_APP = Path(__file__).resolve().parents[1] / "server_app"
+SERVER_PYTHON_VARIABLE = "ELASTIXMONAILABEL_SERVER_PYTHON"
+
+
+def default_app() -> Path:
+    """The MONAI Label app: the checkout's ``MonaiLabelApp/`` when there is one, else the copy inside the package."""
+    for folder in (CHECKOUT / "MonaiLabelApp", PACKAGED_APP):
+        if (folder / "main.py").is_file():
+            return folder
+    raise ServerError(f"this project's MONAI Label app is missing (looked in {CHECKOUT / 'MonaiLabelApp'} and {PACKAGED_APP}); "
+                      "reinstall the package")
+
+
+def default_python() -> Path:
+    """The Python that runs the server: ``$ELASTIXMONAILABEL_SERVER_PYTHON``; else the checkout's ``.venv-server``
+    (made by scripts/setup-server-env.sh); else this Python when MONAI Label is installed beside the package (the
+    ``server`` extra)."""
+    explicit = os.environ.get(SERVER_PYTHON_VARIABLE)
+    if explicit:
+        return Path(explicit)
+    checkout_python = CHECKOUT / ".venv-server" / "bin" / "python"
+    if checkout_python.exists():
+        return checkout_python
+    if importlib.util.find_spec("monailabel") is not None:
+        return Path(sys.executable)
+    raise ServerError("no Python with MONAI Label was found for the server: in a source checkout run "
+                      "scripts/setup-server-env.sh; for an installed package install its 'server' extra "
+                      f"(see docs/install.md), or set ${SERVER_PYTHON_VARIABLE} to a Python that has it")
 
 
 # Under the datastore: the folder MONAI Label is told is the app (see runtime_app_dir).
 RUNTIME_FOLDER = ".server"
 
 
-def runtime_app_dir(studies: Path, app: Path = DEFAULT_APP) -> Path:
+def runtime_app_dir(studies: Path, app: Path | None = None) -> Path:
     """A stand-in app folder under the datastore, whose ``main.py`` runs the real app's.
 
     MONAI Label creates ``logs``, ``model``, ``bin`` and ``lib`` in the app folder it is given and
@@ -37,7 +67,7 @@ def runtime_app_dir(studies: Path, app: Path = DEFAULT_APP) -> Path:
     """
     folder = studies / RUNTIME_FOLDER / "app"
     folder.mkdir(parents=True, exist_ok=True)
-    real_main = (app / "main.py").resolve()
+    real_main = ((app or default_app()) / "main.py").resolve()
     write_text(folder / "main.py", RUNTIME_MAIN.format(app=repr(str(real_main.parent)), main=repr(str(real_main))))
     return folder
 
@@ -76,14 +106,16 @@ class LocalServer:
     """A MONAI Label server process; use as a context manager or call start()/stop()."""
 
     def __init__(
-        self, studies: str | Path, *, app: str | Path = DEFAULT_APP, python: str | Path = DEFAULT_PYTHON,
+        self, studies: str | Path, *, app: str | Path | None = None, python: str | Path | None = None,
         host: str = "127.0.0.1", port: int | None = None, conf: dict[str, str] | None = None, start_timeout: float = 600.0,
         env: dict[str, str] | None = None, token: str | None = None,
     ) -> None:
         """``env``: variables set for the server on top of this process's environment. ``token``: the access
         token the server requires and the returned clients send (passed through the environment, not the
         command line, so that other users' ``ps`` does not show it); default: ``$ELASTIXMONAILABEL_TOKEN``."""
-        self.studies, self.app, self.python = Path(studies).resolve(), Path(app).resolve(), Path(python)
+        self.studies = Path(studies).resolve()
+        self.app = Path(app).resolve() if app is not None else default_app()
+        self.python = Path(python) if python is not None else default_python()
         self.host, self.port = host, port or free_port(host)
         self.conf = absolute_settings(conf or {})
         self.env = {**(env or {}), **({TOKEN_ENVIRONMENT_VARIABLE: token} if token else {})}

@@ -8,7 +8,7 @@ import pytest
 from ElastixMonaiLabelLib.client.rest import ServerError
 from ElastixMonaiLabelLib.errors import CancelledError
 from ElastixMonaiLabelLib.runtime.processes import CancelToken
-from ElastixMonaiLabelLib.client.local_server import DEFAULT_APP, LocalServer, absolute_settings, runtime_app_dir
+from ElastixMonaiLabelLib.client.local_server import LocalServer, absolute_settings, default_app, runtime_app_dir
 
 
 def test_path_settings_are_made_absolute_for_the_server(tmp_path, monkeypatch):
@@ -25,7 +25,7 @@ def test_the_stand_in_app_runs_the_real_one_and_holds_no_link(tmp_path):
     folder = runtime_app_dir(tmp_path)
     assert folder == tmp_path / ".server" / "app" and not any(p.is_symlink() for p in folder.iterdir())
     text = (folder / "main.py").read_text()
-    assert repr(str(DEFAULT_APP.resolve() / "main.py")) in text
+    assert repr(str(default_app().resolve() / "main.py")) in text
     compile(text, "main.py", "exec")
 
 
