@@ -197,7 +197,7 @@ class AppSettings:
     max_upload_mb: float = setting(1024.0, "the largest request body, in MB", number(0, above=True))
     # what the datastore keeps (lib.datastore.volume_checks)
     max_voxels: int = setting(2**27, "the largest image, in voxels over all channels (2^27: 512^3 in one channel, or "
-                                     "a 1 mm brain in 16 channels and more)", whole_number(8))
+                                     "a 1 mm brain with 16 channels and more)", whole_number(8))
 
     @classmethod
     def from_conf(cls, conf: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> AppSettings:
