@@ -102,7 +102,7 @@ def test_registration_labels_join_training_only_when_configured(server, tmp_path
         sys.path.insert(0, {str(default_app())!r})
         from pathlib import Path
         from monailabel.datastore.local import LocalDatastore
-        from lib.infers.segmentation import MultimodalSegmentationTrainer
+        from lib.trainers.segmentation import MultimodalSegmentationTrainer
         store = LocalDatastore({str(store)!r}, extensions=["*.nii.gz"], auto_reload=False)
         for flag in (False, True):
             trainer = MultimodalSegmentationTrainer(Path({str(tmp_path)!r}), ["t1", "t2", "flair"], Path({str(tmp_path / 'm.pt')!r}),

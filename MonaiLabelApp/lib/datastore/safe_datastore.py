@@ -2,10 +2,10 @@
 
 - Every image id and label tag passes the core's rule (ElastixMonaiLabelLib.data.datastore_names)
   and every file it names resolves inside the datastore: ``../x``, absolute ids and links
-  pointing elsewhere are refused (HTTP 400/403), whichever endpoint they come through.
+  pointing elsewhere are refused (BadRequest/Forbidden: HTTP 400/403), whichever endpoint they come through.
 - Uploads and labels are checked before anything is stored (lib.datastore.volume_checks).
 - Nothing reviewed is lost silently: a different image under an existing id is refused
-  (409) unless the upload's params say ``"replace": true``; deleting an image that has a
+  (Conflict, 409) unless the upload's params say ``"replace": true``; deleting an image that has a
   final label, or a final label itself, needs ``force``; and whatever is replaced or deleted
   is moved, with its metadata, into a ``.history`` folder beside it
   (``labels/final/.history/ID.<UTC time>.nii.gz`` and ``.json``).
@@ -27,7 +27,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from fastapi import HTTPException
 from filelock import FileLock
 from monailabel.datastore.local import DataModel, ImageLabelModel, LocalDatastore, LocalDatastoreModel
 from monailabel.interfaces.datastore import DefaultLabelTag
@@ -36,6 +35,7 @@ from ElastixMonaiLabelLib.data.datastore_names import check_image_id, check_labe
 from ElastixMonaiLabelLib.errors import InputError
 from ElastixMonaiLabelLib.runtime.files import write_text
 
+from ..http.errors import BadRequest, Conflict, Forbidden, InvalidRequest, NotFound
 from ..http.params import yes_no
 from .volume_checks import VolumeLimits, check_image_file, check_label_file, nifti_suffix, same_image
 
@@ -151,7 +151,7 @@ class SafeDatastore(LocalDatastore):
         try:
             return check(value, what)
         except InputError as error:
-            raise HTTPException(status_code=400, detail=str(error)) from error
+            raise BadRequest(str(error)) from error
 
     def _image_id(self, image_id: Any) -> str:
         return self._check(check_image_id, image_id, "image id")
@@ -162,14 +162,14 @@ class SafeDatastore(LocalDatastore):
     def _object(self, image_id: Any) -> ImageLabelModel:
         obj = self._datastore.objects.get(self._image_id(image_id))
         if obj is None:
-            raise HTTPException(status_code=404, detail=f"image {image_id!r} is not in the datastore")
+            raise NotFound(f"image {image_id!r} is not in the datastore")
         return obj
 
     def _inside(self, *parts: str) -> Path:
         try:
             return path_inside(self._root, *parts)
         except InputError as error:
-            raise HTTPException(status_code=403, detail=f"refused: {error}") from error
+            raise Forbidden(f"refused: {error}") from error
 
     def _image_path(self, image_id: str, ext: str) -> Path:
         return self._inside(self._datastore.images_dir, image_id + ext)
@@ -198,7 +198,7 @@ class SafeDatastore(LocalDatastore):
         self._object(label_id)
         self._tag(label_tag)
         if not self._datastore.label(label_id, label_tag):
-            raise HTTPException(status_code=404, detail=f"image {label_id!r} has no {label_tag!r} label")
+            raise NotFound(f"image {label_id!r} has no {label_tag!r} label")
         return super().get_label_info(label_id, label_tag)
 
     def get_labels_by_image_id(self, image_id: str) -> dict[str, str]:
@@ -211,7 +211,7 @@ class SafeDatastore(LocalDatastore):
 
     def get_dataset_archive(self, limit_cases: int | None) -> str:
         if not self.datalist():
-            raise HTTPException(status_code=404, detail="no image has a final label yet: nothing to put in the archive")
+            raise NotFound("no image has a final label yet: nothing to put in the archive")
         return super().get_dataset_archive(limit_cases)
 
     # -- metadata ---------------------------------------------------------------------------
@@ -221,7 +221,7 @@ class SafeDatastore(LocalDatastore):
         if info is None:
             return {}
         if not isinstance(info, dict):
-            raise HTTPException(status_code=422, detail=f"{what} must be a JSON object, not {type(info).__name__}")
+            raise InvalidRequest(f"{what} must be a JSON object, not {type(info).__name__}")
         return dict(info)
 
     def update_image_info(self, image_id: str, info: dict[str, Any]) -> None:
@@ -265,7 +265,7 @@ class SafeDatastore(LocalDatastore):
         info = self._info(image_info, "params")
         replace = yes_no(info.pop("replace", None), "params.replace")
         if not image_id:
-            raise HTTPException(status_code=422, detail="the image needs an id: give ?image=ID")
+            raise InvalidRequest("the image needs an id: give ?image=ID")
         image_id = self._image_id(image_id)
         suffix = nifti_suffix(image_filename, f"upload for {image_id!r}")
         dest = self._image_path(image_id, suffix)
@@ -282,11 +282,11 @@ class SafeDatastore(LocalDatastore):
                 if current:
                     labels = sorted(obj.labels) if obj else []
                     if not replace:
-                        raise HTTPException(status_code=409, detail=(
-                            f"image id {image_id!r} already holds a different image"
+                        raise Conflict(
+                                       f"image id {image_id!r} already holds a different image"
                             + (f" with labels ({', '.join(labels)})" if labels else "")
                             + ": upload it under another id, or send params {\"replace\": true} to replace it (the old "
-                              "image and its labels are then moved to .history, not deleted)"))
+                              "image and its labels are then moved to .history, not deleted)")
                     reason = f"replaced by a new upload under id {image_id}"
                     moved = self._archive_image(image_id, obj, reason) if obj else []
                     moved += [str(self._archive(p, {}, reason).relative_to(self._root)) for p in current if p.exists()]
@@ -302,9 +302,9 @@ class SafeDatastore(LocalDatastore):
     def remove_image(self, image_id: str, force: bool = False) -> None:
         obj = self._object(image_id)
         if FINAL in obj.labels and not force:
-            raise HTTPException(status_code=409, detail=(
-                f"image {image_id!r} has a reviewed (final) label: deleting it needs force=true (the image and its labels "
-                "are then moved to .history, not deleted)"))
+            raise Conflict(
+                           f"image {image_id!r} has a reviewed (final) label: deleting it needs force=true (the image and its labels "
+                           "are then moved to .history, not deleted)")
         with FileLock(self._lock_file):
             moved = self._archive_image(image_id, obj, "deleted" + (" (force)" if force else ""))
             self._datastore.objects.pop(image_id, None)
@@ -339,11 +339,11 @@ class SafeDatastore(LocalDatastore):
         tag = self._tag(label_tag)
         label = obj.labels.get(tag)
         if label is None:
-            raise HTTPException(status_code=404, detail=f"image {label_id!r} has no {tag!r} label")
+            raise NotFound(f"image {label_id!r} has no {tag!r} label")
         if tag == FINAL and not force:
-            raise HTTPException(status_code=409, detail=(
-                f"the final label of {label_id!r} is a reviewed label: deleting it needs force=true (it is then moved to "
-                "labels/final/.history, not deleted)"))
+            raise Conflict(
+                           f"the final label of {label_id!r} is a reviewed label: deleting it needs force=true (it is then moved to "
+                           "labels/final/.history, not deleted)")
         with FileLock(self._lock_file):
             self._archive(self._inside(self._datastore.labels_dir, tag, label_id + label.ext), label.info, "deleted")
             obj.labels.pop(tag, None)

@@ -25,27 +25,19 @@ from fastapi import HTTPException
 from ElastixMonaiLabelLib.errors import InputError
 from ElastixMonaiLabelLib.data.multimodal import channel_names
 
+from ..http.errors import TooLarge
+
 # Affine entries (mm) within which a label's grid counts as the image's (header round-off).
 GRID_TOLERANCE_MM = 1e-3
 
 
 @dataclass(frozen=True)
 class VolumeLimits:
-    """How large an image the server accepts: voxels over all channels, and channels."""
+    """How large an image the server accepts: voxels over all channels (``--conf max_voxels``, read by
+    lib.configs), and channels."""
 
-    max_voxels: int = 2**27  # 512^3 one-channel, or a 1 mm brain with 16+ channels
+    max_voxels: int
     max_channels: int = 16
-
-    @classmethod
-    def from_conf(cls, conf: dict[str, str]) -> VolumeLimits:
-        text = conf.get("max_voxels", str(cls.max_voxels))
-        try:
-            voxels = int(float(text))
-        except ValueError:
-            raise ValueError(f"--conf max_voxels: {text!r} is not a number") from None
-        if voxels < 8:
-            raise ValueError(f"--conf max_voxels must be 8 or more, not {voxels}")
-        return cls(max_voxels=voxels)
 
 
 @dataclass(frozen=True)
@@ -148,10 +140,10 @@ def check_image_file(path: str | Path, limits: VolumeLimits, source: str = "imag
         channels = shape[3] if len(shape) == 4 else 1
         voxels = int(np.prod(np.array(shape, dtype=np.float64)))
         if channels > limits.max_channels:
-            raise refuse(422, source, f"has {channels} channels; this server takes at most {limits.max_channels}")
+            raise InputError(source, f"has {channels} channels; this server takes at most {limits.max_channels}")
         if voxels > limits.max_voxels:
-            raise refuse(413, source, f"{'x'.join(map(str, shape))} = {voxels:,} voxels is more than this server's limit of "
-                                      f"{limits.max_voxels:,} (--conf max_voxels)")
+            raise TooLarge(f"{source}: {'x'.join(map(str, shape))} = {voxels:,} voxels is more than this server's limit "
+                           f"of {limits.max_voxels:,} (--conf max_voxels)")
         _check_affine(image, source)
         try:
             names = channel_names(named)

@@ -1,2 +1,3 @@
-"""What crosses HTTP: who may connect, request parameters, the app's versions of MONAI Label routes, and the one place an error becomes an HTTP status.
+"""What crosses HTTP: who may connect (guard), request parameters (params), the app's versions of MONAI Label routes
+(routes), and the app's errors with their HTTP statuses (errors; guard answers every error with its status).
 """

@@ -12,7 +12,9 @@ unexpected errors into a bare HTTP 500. This module, installed once when the ser
   request must send as ``Authorization: Bearer <token>``;
 - a request size limit (``--conf max_upload_mb``, 1024 by default);
 - error handlers: every error is a JSON ``{"detail": message}`` with a 4xx for the client's
-  mistakes and a 5xx naming the problem otherwise;
+  mistakes and a 5xx naming the problem otherwise (``status_and_message``: the app's own
+  errors, lib.http.errors, carry their status; the core's, MONAI Label's and any other error
+  get theirs here);
 - the app's own versions of the endpoints listed in lib.http.routes (datastore, infer, train,
   model and session uploads), and no DICOMweb proxy,
   OHIF viewer, whole-slide inference or app reload (this app uses none of them).
@@ -23,10 +25,8 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 from fastapi import FastAPI, HTTPException
 from fastapi.middleware import Middleware
@@ -38,7 +38,9 @@ from starlette.responses import JSONResponse
 from ElastixMonaiLabelLib.client.rest import TOKEN_ENVIRONMENT_VARIABLE
 from ElastixMonaiLabelLib.errors import InputError, RegistrationError
 
+from ..configs import AppSettings
 from . import routes as safe_routes
+from .errors import TooLarge
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +49,7 @@ LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 @dataclass(frozen=True)
 class GuardConfig:
-    """The server's access rules, from ``--conf`` (and the token's environment variable)."""
+    """The server's access rules (``--conf`` auth_token, allowed_hosts, cors_origins, max_upload_mb)."""
 
     token: str | None = None
     allowed_hosts: frozenset[str] = field(default_factory=lambda: frozenset(LOCAL_HOSTS))
@@ -56,24 +58,18 @@ class GuardConfig:
     max_body_bytes: int = 1024 * 2**20
 
     @classmethod
-    def from_conf(cls, conf: Mapping[str, str], environ: Mapping[str, str] = os.environ) -> GuardConfig:
-        token = (conf.get("auth_token") or environ.get(TOKEN_ENVIRONMENT_VARIABLE) or "").strip() or None
-        names = [h.strip().lower().strip("[]") for h in conf.get("allowed_hosts", "").split(",") if h.strip()]
-        origins = [o.strip().rstrip("/") for o in conf.get("cors_origins", "").split(",") if o.strip()]
-        for origin in origins:
-            parts = urlsplit(origin)
-            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path:
-                raise ValueError(f"--conf cors_origins: {origin!r} is not an origin (e.g. http://localhost:3000)")
-        try:
-            megabytes = float(conf.get("max_upload_mb", "1024"))
-        except ValueError:
-            raise ValueError(f"--conf max_upload_mb: {conf.get('max_upload_mb')!r} is not a number") from None
-        if not megabytes > 0:
-            raise ValueError(f"--conf max_upload_mb must be > 0, not {megabytes}")
-        if token is not None and len(token) < 16:
-            logger.warning("the access token is shorter than 16 characters: easy to guess")
-        return cls(token=token, allowed_hosts=frozenset([*LOCAL_HOSTS, *[n for n in names if n != "*"]]),
-                   any_host="*" in names, cors_origins=tuple(origins), max_body_bytes=int(megabytes * 2**20))
+    def from_settings(cls, settings: AppSettings) -> GuardConfig:
+        """The rules the app's settings give; a token beside MONAI Label's own authentication is refused
+        (both use the Authorization header)."""
+        from monailabel.config import settings as monai_label_settings
+
+        if settings.auth_token and monai_label_settings.MONAI_LABEL_AUTH_ENABLE:
+            raise ValueError("--conf auth_token (or $ELASTIXMONAILABEL_TOKEN) and MONAI Label's own authentication "
+                             "(MONAI_LABEL_AUTH_ENABLE) both use the Authorization header: choose one")
+        hosts = settings.allowed_hosts
+        return cls(token=settings.auth_token, allowed_hosts=frozenset([*LOCAL_HOSTS, *[n for n in hosts if n != "*"]]),
+                   any_host="*" in hosts, cors_origins=settings.cors_origins,
+                   max_body_bytes=int(settings.max_upload_mb * 2**20))
 
 
 def _refusal(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -134,7 +130,7 @@ class RequestGuard:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.config.max_body_bytes:
-                    raise HTTPException(status_code=413, detail=self._too_large("request body"))
+                    raise TooLarge(self._too_large("request body"))
             return message
 
         return limited
@@ -170,7 +166,9 @@ def _root_cause(error: BaseException) -> BaseException:
 
 
 def status_and_message(error: BaseException) -> tuple[int, str]:
-    """The HTTP status and message for any error raised while answering a request."""
+    """The HTTP status and message for any error raised while answering a request: the app's errors
+    (lib.http.errors) and FastAPI's with their own status, the core's ``InputError`` and ``RegistrationError``
+    422, MONAI Label's 404/422, a parameter that is not JSON 400, anything else 500."""
     from monailabel.interfaces.exception import ImageNotFoundException, LabelNotFoundException, MONAILabelError, MONAILabelException
 
     cause = _root_cause(error)

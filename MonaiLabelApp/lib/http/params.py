@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import HTTPException
+from .errors import InvalidRequest
 
 _YES = ("true", "yes", "1")
 _NO = ("false", "no", "0")
@@ -14,7 +14,7 @@ def yes_no(value: Any, name: str, default: bool | None = False, auto: bool = Fal
     """A yes/no parameter: true/false (JSON), 1/0, or "true"/"false", "yes"/"no", "1"/"0" (any case).
 
     Absent (None) gives ``default``; with ``auto``, "auto" gives None (the model decides).
-    Anything else is HTTP 422 naming the parameter: a typo never passes for yes or no.
+    Anything else is an InvalidRequest (HTTP 422) naming the parameter: a typo never passes for yes or no.
     """
     if value is None:
         return default
@@ -31,4 +31,4 @@ def yes_no(value: Any, name: str, default: bool | None = False, auto: bool = Fal
         if auto and text == "auto":
             return None
     choices = "true, false or auto" if auto else "true or false"
-    raise HTTPException(status_code=422, detail=f"{name} must be {choices}, not {str(value)[:80]!r}")
+    raise InvalidRequest(f"{name} must be {choices}, not {str(value)[:80]!r}")

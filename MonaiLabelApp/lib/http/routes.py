@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, List, Optional
 
-from fastapi import BackgroundTasks, Depends, File, Form, HTTPException, UploadFile
+from fastapi import BackgroundTasks, Depends, File, Form, UploadFile
 from monailabel.config import settings
 from monailabel.endpoints import datastore as upstream_datastore
 from monailabel.endpoints import session as upstream_session
@@ -40,9 +40,10 @@ from monailabel.interfaces.utils.app import app_instance
 
 from ElastixMonaiLabelLib.runtime.files import atomic_path, write_text
 
-from ..models.weights import load_strictly, read_state_dict
 from ..datastore.safe_datastore import move_to_history
 from ..datastore.volume_checks import check_image_file
+from ..models.weights import load_strictly, read_state_dict
+from .errors import BadRequest, InvalidRequest, NotFound, SwitchedOff
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +59,9 @@ def json_object(text: str | None, field: str) -> dict[str, Any]:
     try:
         value = json.loads(text) if text else {}
     except json.JSONDecodeError as error:
-        raise HTTPException(status_code=400, detail=f"{field} is not valid JSON ({error})") from error
+        raise BadRequest(f"{field} is not valid JSON ({error})") from error
     if not isinstance(value, dict):
-        raise HTTPException(status_code=422, detail=f"{field} must be a JSON object ({{...}}), not {type(value).__name__}")
+        raise InvalidRequest(f"{field} must be a JSON object ({{...}}), not {type(value).__name__}")
     return value
 
 
@@ -144,25 +145,25 @@ async def run_inference(background_tasks: BackgroundTasks, model: str, image: st
     request_params = json_object(params, "params")
     reserved = sorted(set(request_params) & RESERVED_INFER_PARAMS)
     if reserved:
-        raise HTTPException(status_code=422, detail=f"params may not set {', '.join(reserved)}: name the image with ?image=ID "
-                                                    "or upload it as the file")
+        raise InvalidRequest(f"params may not set {', '.join(reserved)}: name the image with ?image=ID "
+                             "or upload it as the file")
     if label is not None:
-        raise HTTPException(status_code=422, detail="this app's models take no label input (scribbles)")
+        raise InvalidRequest("this app's models take no label input (scribbles)")
     if output == ResultType.dicom_seg:
-        raise HTTPException(status_code=422, detail="output=dicom_seg needs a DICOMweb datastore; this server's is local")
+        raise InvalidRequest("output=dicom_seg needs a DICOMweb datastore; this server's is local")
     trusted = None
     if file is not None:
         trusted = str(_received(file, background_tasks, instance.volume_limits))
     elif session_id:
         session = _sessions(instance).get_session(checked_session_id(session_id))
         if session is None:
-            raise HTTPException(status_code=404, detail=f"session {session_id!r} not found (expired?)")
+            raise NotFound(f"session {session_id!r} not found (expired?)")
         if not Path(session.image).is_file():
-            raise HTTPException(status_code=422, detail=f"session {session_id!r} holds several files; send one case file")
+            raise InvalidRequest(f"session {session_id!r} holds several files; send one case file")
         check_image_file(session.image, instance.volume_limits, f"session {session_id!r}")
         trusted = session.image
     elif not image:
-        raise HTTPException(status_code=422, detail="give the image: ?image=ID (a datastore id), or upload it as the file")
+        raise InvalidRequest("give the image: ?image=ID (a datastore id), or upload it as the file")
     request = {**instance.info().get("config", {}).get("infer", {}), **request_params, "model": model,
                "image": trusted or image}
     token = TRUSTED_INPUT.set(trusted)
@@ -182,15 +183,15 @@ SESSION_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-
 def checked_session_id(session_id: str) -> str:
     """A session id as the server makes them; 400 otherwise (MONAI Label joins it into a folder path)."""
     if not SESSION_ID.fullmatch(session_id):
-        raise HTTPException(status_code=400, detail=f"{session_id[:80]!r} is not a session id (PUT /session/ returns "
-                                                    "one, e.g. '3e8d33f8-ec96-11f1-b9ca-02fc00000001')")
+        raise BadRequest(f"{session_id[:80]!r} is not a session id (PUT /session/ returns "
+                         "one, e.g. '3e8d33f8-ec96-11f1-b9ca-02fc00000001')")
     return session_id
 
 
 def _sessions(instance):
     sessions = instance.sessions()
     if sessions is None:
-        raise HTTPException(status_code=406, detail="sessions are off on this server (MONAI_LABEL_SESSIONS=false)")
+        raise SwitchedOff("sessions are off on this server (MONAI_LABEL_SESSIONS=false)")
     return sessions
 
 
@@ -200,11 +201,11 @@ def create_session(background_tasks: BackgroundTasks, uncompress: bool = False, 
     instance = app_instance()
     sessions = _sessions(instance)
     if uncompress:
-        raise HTTPException(status_code=422, detail="this server does not unpack archives (uncompress=true): send the "
-                                                    "case as one NIfTI file (4D for several channels)")
+        raise InvalidRequest("this server does not unpack archives (uncompress=true): send the "
+                             "case as one NIfTI file (4D for several channels)")
     if len(files) != 1:
-        raise HTTPException(status_code=422, detail=f"a session holds one case file (a 4D NIfTI for several channels), "
-                                                    f"not {len(files)} files")
+        raise InvalidRequest(f"a session holds one case file (a 4D NIfTI for several channels), "
+                             f"not {len(files)} files")
     case = _received(files[0], background_tasks, instance.volume_limits)
     session_id, info = sessions.add_session(str(case), expiry, uncompress=False)
     logger.info(f"session {session_id} created by {user.username} (expires after {info.expiry} s without use)")
@@ -229,7 +230,7 @@ def run_training(model: str, params: Optional[dict] = None, run_sync: Optional[b
     """Start training a model (an unknown one is 404 now, not a failed task later)."""
     trainers = app_instance().info()["trainers"]
     if model not in trainers:
-        raise HTTPException(status_code=404, detail=f"unknown trainer {model!r}; available: {', '.join(trainers)}")
+        raise NotFound(f"unknown trainer {model!r}; available: {', '.join(trainers)}")
     return upstream_train.run_model(model, params, run_sync, enqueue)
 
 
@@ -242,24 +243,23 @@ def update_model(background_tasks: BackgroundTasks, model: str, file: UploadFile
     ``spacing_mm`` (synthseg only): the resolution the weights were trained at (default: the
     current model's, else 2). synthseg takes either width (8 or 16 filters): the weights' own.
     """
-    instance = app_instance()
-    target = instance.model_upload_target(model)
+    uploads = app_instance().model_uploads
+    target = uploads.get(model)
     if target is None:
-        uploadable = ", ".join(instance.uploadable_models()) or "none"
-        raise HTTPException(status_code=404, detail=f"model {model!r} has no weights to upload; models with weights: {uploadable}")
+        raise NotFound(f"model {model!r} has no weights to upload; models with weights: {', '.join(uploads) or 'none'}")
     if spacing_mm is not None and not 0.1 <= spacing_mm <= 10:
-        raise HTTPException(status_code=422, detail=f"spacing_mm must be between 0.1 and 10, not {spacing_mm}")
-    path, network_for = target
+        raise InvalidRequest(f"spacing_mm must be between 0.1 and 10, not {spacing_mm}")
+    path = target.path
     path.parent.mkdir(parents=True, exist_ok=True)
     source = f"uploaded weights for {model!r}"
     with atomic_path(path) as staged:
         with staged.open("wb") as stream:
             shutil.copyfileobj(file.file, stream)
         state = read_state_dict(staged, source)
-        load_strictly(network_for(state), state, source)
+        load_strictly(target.network_for(state), state, source)
         previous = move_to_history(path, f"replaced by weights uploaded by {user.username}")
-    sidecar = instance.model_upload_sidecar(model, spacing_mm, state)
-    if sidecar is not None:
+    if target.sidecar is not None:
+        sidecar = target.sidecar(spacing_mm, state)
         move_to_history(path.with_suffix(".json"), "replaced with the weights")
         write_text(path.with_suffix(".json"), json.dumps(sidecar, indent=2) + "\n")
     logger.info(f"model {model}: new weights installed by {user.username}" + (f"; previous kept as {previous}" if previous else ""))

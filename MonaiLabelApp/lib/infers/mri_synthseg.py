@@ -5,7 +5,7 @@ Listed only where the server finds SynthSeg (``--conf synthseg auto``, the defau
 ``--conf synthseg off``: never). SynthSeg segments one channel of the case (request param
 ``channel``, else the first of t1, t1ce, t2, flair); its FreeSurfer ids on its 1 mm grid come
 back as the label table's values on the case grid, with its volumes and QC scores in the
-result's params. A SynthSeg that fails is a 502 with the end of its output.
+result's params. A SynthSeg that fails is a ToolFailed (HTTP 502) with the end of its output.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import csv
 import logging
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
-from fastapi import HTTPException
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
 from ElastixMonaiLabelLib.segmentation.atlases import CONTRASTS
@@ -27,20 +27,24 @@ from ElastixMonaiLabelLib.data.labels import SYNTHSEG_STRUCTURES
 from ElastixMonaiLabelLib.data.multimodal import read_case
 from ElastixMonaiLabelLib.segmentation.synthseg_tool import SynthSegCommand, SynthSegError, find_synthseg, run_synthseg
 
+from ..configs import AppSettings
+from ..http.errors import ToolFailed
 from .results import label_params, requested_channel, write_label_result
 
 logger = logging.getLogger(__name__)
 
 
-def configured_synthseg(conf: dict[str, str]) -> SynthSegCommand | None:
-    """The SynthSeg the configuration asks for, or None (logged: why the model is not offered)."""
-    mode = conf.get("synthseg", "auto").lower()
-    if mode == "off":
+def configured_synthseg(settings: AppSettings | Mapping[str, str]) -> SynthSegCommand | None:
+    """The SynthSeg the settings ask for (``--conf synthseg``, ``synthseg_checkout``, ``synthseg_python``),
+    or None (logged: why the model is not offered). A conf dict is read through lib.configs."""
+    if not isinstance(settings, AppSettings):
+        settings = AppSettings.from_conf(settings)
+    if settings.synthseg == "off":
         return None
     try:
-        return find_synthseg(conf.get("synthseg_checkout"), conf.get("synthseg_python"))
+        return find_synthseg(settings.synthseg_checkout, settings.synthseg_python)
     except InputError as error:
-        if conf.get("synthseg_checkout") or mode == "on":
+        if settings.synthseg_checkout or settings.synthseg == "on":
             raise  # asked for explicitly: a server that cannot honour it does not start quietly
         logger.info(f"model mri_synthseg not offered: {error}")
         return None
@@ -88,7 +92,7 @@ class SynthSegAnnotator(InferTask):
             try:
                 outputs = run_synthseg(self.command, source, Path(tmp) / "out", "case", threads=self.threads, log=logger.info)
             except SynthSegError as error:
-                raise HTTPException(status_code=502, detail=str(error)) from error
+                raise ToolFailed(str(error)) from error
             label = label_map_on_grid(outputs.labels, image)
             volumes, qc = _table(outputs.volumes), _table(outputs.qc)
         return write_label_result(label, "synthseg-"), {**label_params(), "model": "mri_synthseg", "channel": name, "volumes_mm3": volumes,

@@ -1,2 +1,3 @@
-"""The networks the app trains and runs, and how their weights are loaded (weights only, strictly).
+"""The networks the app trains and runs, how their weights are loaded (weights only, strictly), and which models take
+uploaded weights.
 """

@@ -16,6 +16,8 @@ from ElastixMonaiLabelLib.data.labels import SYNTHSEG_STRUCTURES
 
 NUM_CLASSES = len(SYNTHSEG_STRUCTURES) + 1
 DEFAULT_FILTERS = 8
+# The patch the segmentation network is trained on and run on (sliding window), in voxels of its 2 mm grid.
+SEGMENTATION_ROI = (64, 64, 64)
 # The first convolution's output channels are the network's init_filters.
 WIDTH_KEY = "convInit.conv.weight"
 

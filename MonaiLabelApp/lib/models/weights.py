@@ -2,6 +2,7 @@
 
 Used for model uploads (PUT /model/{name}: refused unless they load) and whenever a model
 is loaded for inference, so a checkpoint that matches no layer can never pass for a model.
+A file that cannot be used is an ``InputError`` naming it (HTTP 422 for an upload).
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from fastapi import HTTPException
 
+from ElastixMonaiLabelLib.errors import InputError
 
-def _refuse(source: str, problem: str) -> HTTPException:
-    return HTTPException(status_code=422, detail=f"{source}: {problem}")
+# The synthseg weights shipped with the app (made by lib.synthseg.train on a GPU; their JSON beside them).
+SHIPPED_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "synthseg.pt"
 
 
 def read_state_dict(path: str | Path, source: str | None = None, device: str = "cpu") -> dict[str, torch.Tensor]:
@@ -27,17 +28,17 @@ def read_state_dict(path: str | Path, source: str | None = None, device: str = "
     try:
         checkpoint = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as error:
-        raise _refuse(source, "not a weights-only checkpoint: it holds Python objects that would run code when loaded "
+        raise InputError(source, "not a weights-only checkpoint: it holds Python objects that would run code when loaded "
                               f"({str(error).splitlines()[0][:200]})") from error
     except Exception as error:  # zip/EOF/type errors of a file that is no checkpoint at all
-        raise _refuse(source, f"not a PyTorch checkpoint ({type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''})") from error
+        raise InputError(source, f"not a PyTorch checkpoint ({type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''})") from error
     for key in ("model", "state_dict"):
         if isinstance(checkpoint, Mapping) and isinstance(checkpoint.get(key), Mapping):
             checkpoint = checkpoint[key]
             break
     if not isinstance(checkpoint, Mapping) or not checkpoint or \
             not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in checkpoint.items()):
-        raise _refuse(source, "not a state dict (a mapping of layer names to tensors)")
+        raise InputError(source, "not a state dict (a mapping of layer names to tensors)")
     return dict(checkpoint)
 
 
@@ -54,9 +55,9 @@ def load_strictly(network: torch.nn.Module, state: Mapping[str, torch.Tensor], s
         problems = [f"{len(missing)} of the network's {len(expected)} layers missing ({shown(missing)})" if missing else "",
                     f"{len(unexpected)} unknown ({shown(unexpected)})" if unexpected else "",
                     f"{len(mismatched)} of another shape ({shown(mismatched)})" if mismatched else ""]
-        raise _refuse(source, "these weights do not fit the model's network: " + "; ".join(p for p in problems if p))
+        raise InputError(source, "these weights do not fit the model's network: " + "; ".join(p for p in problems if p))
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
-        raise _refuse(source, f"weights hold NaN or infinite values ({', '.join(bad[:5])})")
+        raise InputError(source, f"weights hold NaN or infinite values ({', '.join(bad[:5])})")
     network.load_state_dict(state, strict=True)
     return network

@@ -20,12 +20,14 @@ Needs torch, numpy, nibabel and MONAI only (no monailabel, no ITK).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import platform
 import shlex
 import signal
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -82,6 +84,42 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def training_config(args: argparse.Namespace) -> SynthSegTrainingConfig:
+    return SynthSegTrainingConfig(
+        spacing_mm=args.spacing, roi=tuple(args.roi) if args.roi else None, crop=tuple(args.crop) if args.crop else None,
+        batch_size=args.batch_size, learning_rate=args.lr, lr_decay=args.lr_decay, max_minutes=args.minutes,
+        max_iterations=args.max_iterations, seed=args.seed, device=args.device, amp=args.amp, init_filters=args.filters,
+        translation_mm=args.translation_mm, strip_prob=args.strip_prob,
+        init_weights=str(args.init_weights) if args.init_weights else None)
+
+
+def label_maps(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """(training maps, held-out maps); each must exist."""
+    maps = args.label_maps or _shipped(TRAINING_MAPS)
+    held_out = _shipped(VALIDATION_MAPS) if args.validation_maps is None else args.validation_maps
+    missing = [p for p in [*maps, *held_out] if not Path(p).is_file()]
+    if missing:
+        raise SystemExit(f"error: label map not found: {missing[0]}")
+    return maps, held_out
+
+
+@contextlib.contextmanager
+def stop_on_signals(log: Callable[[str], None]) -> Iterator[Callable[[], bool]]:
+    """SIGTERM and Ctrl-C ask the run to stop (it writes a checkpoint first); the handlers are restored after."""
+    stopping = []
+
+    def on_signal(number, _frame) -> None:
+        log(f"signal {signal.Signals(number).name}: checkpoint, then stop")
+        stopping.append(number)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield lambda: bool(stopping)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 def main(argv: list[str] | None = None) -> dict:
     started = time.monotonic()
     args = parser().parse_args(argv)
@@ -91,17 +129,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("error: --device cuda but torch sees no CUDA device (torch "
                          f"{torch.__version__}); use --device cpu")
-    config = SynthSegTrainingConfig(
-        spacing_mm=args.spacing, roi=tuple(args.roi) if args.roi else None, crop=tuple(args.crop) if args.crop else None,
-        batch_size=args.batch_size, learning_rate=args.lr, lr_decay=args.lr_decay, max_minutes=args.minutes,
-        max_iterations=args.max_iterations, seed=args.seed, device=args.device, amp=args.amp, init_filters=args.filters,
-        translation_mm=args.translation_mm, strip_prob=args.strip_prob,
-        init_weights=str(args.init_weights) if args.init_weights else None)
-    maps = args.label_maps or _shipped(TRAINING_MAPS)
-    held_out = _shipped(VALIDATION_MAPS) if args.validation_maps is None else args.validation_maps
-    missing = [p for p in [*maps, *held_out] if not Path(p).is_file()]
-    if missing:
-        raise SystemExit(f"error: label map not found: {missing[0]}")
+    config = training_config(args)
+    maps, held_out = label_maps(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "checkpoint.pt"
@@ -120,27 +149,16 @@ def main(argv: list[str] | None = None) -> dict:
         f"{len(maps)} label maps at {config.spacing_mm:g} mm, box {config.roi}, batch {config.batch_size}, "
         f"{sum(p.numel() for p in training.model.parameters()) / 1e6:.2f} M parameters; loading took "
         f"{time.monotonic() - started:.0f} s")
-
     if args.sync_debug and training.device.type == "cuda":
         torch.cuda.set_sync_debug_mode("warn")  # expected: validation and the loss log every 50 iterations
-    stopping = []
-
-    def on_signal(number, _frame) -> None:
-        log(f"signal {signal.Signals(number).name}: checkpoint, then stop")
-        stopping.append(number)
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     summary = {"command": "python -m lib.synthseg.train " + shlex.join(argv),
                "torch": torch.__version__, "device_name": device_name,
                "started": datetime.datetime.now().isoformat(timespec="seconds")}
     outputs = RunOutputs(weights=out / "synthseg.pt", checkpoint=checkpoint, csv=out / "training.csv",
                          checkpoint_minutes=args.checkpoint_minutes, checkpoint_iterations=args.checkpoint_iterations,
                          summary=summary, publish=args.publish)
-    try:
-        history = run_training(training, outputs, log=log, stop=lambda: bool(stopping), started=started)
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+    with stop_on_signals(log) as stop:
+        history = run_training(training, outputs, log=log, stop=stop, started=started)
     log(f"done: iterations {history['start_iteration']} -> {history['iterations']}, {history['samples']} samples, "
         f"{history['minutes']:.1f} training minutes in all, validation Dice {history['val_dice']:.3f}; "
         f"weights {outputs.weights} ({datetime.datetime.now().isoformat(timespec='seconds')})")

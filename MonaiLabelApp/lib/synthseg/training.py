@@ -133,7 +133,7 @@ def real_image_transforms(config: SynthSegTrainingConfig) -> Compose:
     """One channel of a datastore case and its label (values 0..32), as the network sees a
     synthetic sample: RAS at the training spacing, the head box, intensities 0..1 (as
     segment_volume scales them)."""
-    from ..infers.segmentation import SelectChannelsd
+    from ..transforms import SelectChannelsd
 
     keys = ["image", "label"]
     steps = [
@@ -391,6 +391,69 @@ def _publish(outputs: RunOutputs, folder: Path) -> None:
                 shutil.copyfile(source, tmp)
 
 
+class _RunRecorder:
+    """What :func:`run_training` writes at each checkpoint (a CSV row, the checkpoint, the weights and
+    their JSON, the published copies) and what it keeps between checkpoints."""
+
+    def __init__(self, training: SynthSegTraining, outputs: RunOutputs, log: Callable[[str], None]) -> None:
+        self.training, self.outputs, self.log = training, outputs, log
+        self.loop_start = self.last_record = time.monotonic()
+        self.seconds_at_start = training.train_seconds
+        self.samples_at_record = training.samples
+        self.pending: list[torch.Tensor] = []  # losses since the last row, still on the device
+        self.losses: list[float] = []
+        self.val_dice = float("nan")
+
+    def train_seconds(self) -> float:
+        """Training seconds counted over resumes, now."""
+        return self.seconds_at_start + time.monotonic() - self.loop_start
+
+    def due(self) -> bool:
+        outputs, iteration = self.outputs, self.training.iteration
+        return bool((outputs.checkpoint_iterations and iteration % outputs.checkpoint_iterations == 0) or
+                    (outputs.checkpoint and time.monotonic() - self.last_record >= outputs.checkpoint_minutes * 60))
+
+    def _row(self, now: float, values: list[float]) -> dict:
+        training = self.training
+        return {"iteration": training.iteration, "samples": training.samples,
+                "train_minutes": round(training.train_seconds / 60, 3),
+                "loss": round(float(np.mean(values)), 5) if values else "",
+                "val_dice": "" if math.isnan(self.val_dice) else round(self.val_dice, 4),
+                "samples_per_s": round((training.samples - self.samples_at_record) / max(now - self.last_record, 1e-9), 2),
+                "learning_rate": f"{training.optimizer.param_groups[0]['lr']:.3g}",
+                "real_iterations": training.real_iterations, "device": str(training.device),
+                "amp": str(training.amp).replace("torch.", "") if training.amp else "off"}
+
+    def _write(self, row: dict) -> None:
+        training, outputs = self.training, self.outputs
+        # Row first, then the checkpoint: a run stopped in between resumes from the previous
+        # checkpoint and trims the row away (see _trim_csv), so the CSV never runs ahead.
+        if outputs.csv:
+            _append_csv(outputs.csv, row)
+        if outputs.checkpoint:
+            save_checkpoint(training, outputs.checkpoint)
+        save_model(training.model, training.config, outputs.weights, {
+            "iterations": training.iteration, "real_image_iterations": training.real_iterations,
+            "samples": training.samples, "minutes": round(training.train_seconds / 60, 2),
+            "final_loss": row["loss"] or None, "val_dice": row["val_dice"] or None,
+            "validation_maps": training.validation_maps, **outputs.summary})
+        if outputs.publish:
+            _publish(outputs, Path(outputs.publish))
+
+    def record(self) -> None:
+        now = time.monotonic()
+        self.training.train_seconds = self.seconds_at_start + (now - self.loop_start)
+        values = torch.stack(self.pending).float().cpu().tolist() if self.pending else []
+        self.losses.extend(values)
+        self.pending.clear()
+        self.val_dice = self.training.validation_dice()
+        row = self._row(now, values)
+        self._write(row)
+        self.log(f"checkpoint at iteration {self.training.iteration}: loss {row['loss']}, validation Dice "
+                 f"{row['val_dice']}, {row['samples_per_s']} samples/s")
+        self.last_record, self.samples_at_record = now, self.training.samples
+
+
 def run_training(training: SynthSegTraining, outputs: RunOutputs, log: Callable[[str], None] = logger.info,
                  stop: Callable[[], bool] | None = None, started: float | None = None, log_every: int = 50) -> dict:
     """Train until ``max_iterations`` (counted over resumes), ``max_minutes`` after ``started``
@@ -402,72 +465,30 @@ def run_training(training: SynthSegTraining, outputs: RunOutputs, log: Callable[
     config = training.config
     started = time.monotonic() if started is None else started
     budget = config.max_minutes * 60
-    loop_start = last_record = time.monotonic()
-    seconds_at_start = training.train_seconds
-    samples_at_record = training.samples
-    pending: list[torch.Tensor] = []  # losses since the last row, still on the device
-    losses: list[float] = []
-    val_dice = float("nan")
-
-    def record() -> None:
-        nonlocal last_record, samples_at_record, val_dice
-        now = time.monotonic()
-        training.train_seconds = seconds_at_start + (now - loop_start)
-        values = torch.stack(pending).float().cpu().tolist() if pending else []
-        losses.extend(values)
-        pending.clear()
-        val_dice = training.validation_dice()
-        row = {"iteration": training.iteration, "samples": training.samples,
-               "train_minutes": round(training.train_seconds / 60, 3),
-               "loss": round(float(np.mean(values)), 5) if values else "",
-               "val_dice": "" if math.isnan(val_dice) else round(val_dice, 4),
-               "samples_per_s": round((training.samples - samples_at_record) / max(now - last_record, 1e-9), 2),
-               "learning_rate": f"{training.optimizer.param_groups[0]['lr']:.3g}",
-               "real_iterations": training.real_iterations, "device": str(training.device),
-               "amp": str(training.amp).replace("torch.", "") if training.amp else "off"}
-        # Row first, then the checkpoint: a run stopped in between resumes from the previous
-        # checkpoint and trims the row away (see _trim_csv), so the CSV never runs ahead.
-        if outputs.csv:
-            _append_csv(outputs.csv, row)
-        if outputs.checkpoint:
-            save_checkpoint(training, outputs.checkpoint)
-        save_model(training.model, config, outputs.weights, {
-            "iterations": training.iteration, "real_image_iterations": training.real_iterations,
-            "samples": training.samples, "minutes": round(training.train_seconds / 60, 2),
-            "final_loss": row["loss"] or None, "val_dice": row["val_dice"] or None,
-            "validation_maps": training.validation_maps, **outputs.summary})
-        if outputs.publish:
-            _publish(outputs, Path(outputs.publish))
-        log(f"checkpoint at iteration {training.iteration}: loss {row['loss']}, validation Dice {row['val_dice']}, "
-            f"{row['samples_per_s']} samples/s")
-        last_record, samples_at_record = now, training.samples
-
+    recorder = _RunRecorder(training, outputs, log)
     if outputs.csv and outputs.checkpoint:
         _trim_csv(outputs.csv, training.iteration)
     if config.lr_decay and training.lr_schedule is None:
         # The schedule spans the training time this run has left (its budget less loading), counted over resumes.
-        training.lr_schedule = (seconds_at_start, budget - (loop_start - started))
+        training.lr_schedule = (recorder.seconds_at_start, budget - (recorder.loop_start - started))
     start_iteration = recorded_at = training.iteration
     while training.iteration < config.max_iterations:
-        elapsed = time.monotonic() - started
-        if elapsed >= budget or (stop and stop()):
+        if time.monotonic() - started >= budget or (stop and stop()):
             break
         if config.lr_decay:
-            training.set_learning_rate(training.decayed_learning_rate(seconds_at_start + time.monotonic() - loop_start))
-        pending.append(training.step())
+            training.set_learning_rate(training.decayed_learning_rate(recorder.train_seconds()))
+        recorder.pending.append(training.step())
         if training.iteration % log_every == 0:
-            recent = torch.stack(pending[-log_every:]).float().mean().item()
+            recent = torch.stack(recorder.pending[-log_every:]).float().mean().item()
             log(f"iteration {training.iteration}: loss {recent:.4f} ({(time.monotonic() - started) / 60:.1f} min)")
-        due = (outputs.checkpoint_iterations and training.iteration % outputs.checkpoint_iterations == 0) or \
-            (outputs.checkpoint and time.monotonic() - last_record >= outputs.checkpoint_minutes * 60)
-        if due:
-            record()
+        if recorder.due():
+            recorder.record()
             recorded_at = training.iteration
     if training.iteration != recorded_at:  # nothing trained in this run: nothing new to write
-        record()
-    return {"losses": losses, "iterations": training.iteration, "real_image_iterations": training.real_iterations,
-            "minutes": training.train_seconds / 60, "val_dice": val_dice, "samples": training.samples,
-            "start_iteration": start_iteration}
+        recorder.record()
+    return {"losses": recorder.losses, "iterations": training.iteration,
+            "real_image_iterations": training.real_iterations, "minutes": training.train_seconds / 60,
+            "val_dice": recorder.val_dice, "samples": training.samples, "start_iteration": start_iteration}
 
 
 def train_from_label_maps(

@@ -1,0 +1,2 @@
+"""The app's trainers, one module per trainable model (segmentation, synthseg).
+"""
