@@ -14,6 +14,9 @@ import pytest
 SHIMS = Path(__file__).resolve().parents[1] / "shims"
 sys.path.insert(0, str(SHIMS))
 import headless  # noqa: E402
+from ElastixMonaiLabelSlicer import views  # noqa: E402
+
+headless.import_slicer_core()  # before any test module imports slicer (see there why)
 
 MODULE_DIR = Path(__file__).resolve().parents[3] / "ElastixMonaiLabel"
 UI_FILE = MODULE_DIR / "Resources" / "UI" / "ElastixMonaiLabel.ui"
@@ -69,5 +72,6 @@ def headless_widget(eml, logic=None):
     widget.ui = SimpleNamespace(**{name: SimpleNamespace() for name in names})
     widget.logic, widget._parameterNode, widget._parameterNodeGuiTag = logic or eml.ElastixMonaiLabelLogic(), None, None
     widget._jobs, widget._serverInfo, widget._training, widget._seen = JobBoard(), {}, None, {}
+    widget._comparison = views.Comparison()
     widget._timer = qt.QTimer()
     return widget

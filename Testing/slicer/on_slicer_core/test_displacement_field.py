@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+from ElastixMonaiLabelSlicer import registration_nodes, volumes
+
 
 def itk_displacement_field(folder, ijk_to_lps, shape, displacement_lps):
     """A constant displacement field (LPS, as elastix's transformix writes it: MetaImage) on an oblique grid."""
@@ -33,11 +35,11 @@ def field_outcome(eml, scene, quick, tmp_path):
 def test_a_displacement_field_is_read_in_ras_and_kept_with_a_storage_node(eml, scene, quick, field_outcome, tmp_path):
     import slicer
 
-    nodes = eml.slicer_nodes.add_case_nodes({"t1": quick.volumes["t1"], "t2": quick.volumes["t2"]}, "case")
-    eml.slicer_nodes.load_registration(field_outcome, nodes["t1"], nodes["t2"])
+    nodes = volumes.add_case_nodes({"t1": quick.volumes["t1"], "t2": quick.volumes["t2"]}, "case")
+    registration_nodes.load_registration(field_outcome, nodes["t1"], nodes["t2"])
     transform = scene.GetFirstNodeByName("case_t2_to_reference")
     assert transform.IsA("vtkMRMLGridTransformNode") and not transform.IsLinear()
-    centre = eml.slicer_nodes.world_ijk_to_ras(nodes["t1"]) @ [35, 27, 29, 1.0]
+    centre = volumes.world_ijk_to_ras(nodes["t1"]) @ [35, 27, 29, 1.0]
     moved = transform.GetTransformFromParent().TransformPoint(centre[:3])
     np.testing.assert_allclose(np.subtract(moved, centre[:3]), [-1.0, -2.0, 3.0], atol=1e-4)  # LPS (1, 2, 3) in RAS
     # Saved by Slicer's Save Data: a storage node that names no vanished temporary file, the node marked modified.
@@ -49,6 +51,7 @@ def test_a_displacement_field_is_read_in_ras_and_kept_with_a_storage_node(eml, s
     # read back from the saved scene.
     logic = slicer.vtkMRMLApplicationLogic()
     logic.SetMRMLScene(scene)
+    (tmp_path / "saved").mkdir()
     assert logic.SaveSceneToSlicerDataBundleDirectory(str(tmp_path / "saved"))
     reloaded = slicer.vtkMRMLScene()
     reloaded.SetURL(str(tmp_path / "saved" / "saved.mrml"))

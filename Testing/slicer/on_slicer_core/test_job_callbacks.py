@@ -3,6 +3,7 @@ and a cancelled job is reported as cancelled, not as a failure. Runs the widget'
 with Slicer's real slicer.util (testing mode: its error display logs the message)."""
 
 import logging
+import time
 
 from conftest import headless_widget
 
@@ -34,17 +35,22 @@ def test_one_failing_callback_is_shown_and_the_others_still_run(eml, scene, capl
     assert widget._jobs.idle
 
 
-def test_a_cancelled_registration_is_reported_as_cancelled_not_failed(eml, scene, caplog):
-    from ElastixMonaiLabelLib.errors import CancelledError
+def test_a_cancelled_job_is_reported_as_cancelled_not_failed(eml, scene, caplog):
+    from ElastixMonaiLabelLib.runtime.jobs import ThreadJob
 
     widget = headless_widget(eml)
 
-    def cancelled():
-        raise CancelledError("cancelled by the user")
+    def work(report, cancel):
+        while True:  # until the user cancels (the registration's elastix runs are cancelled the same way)
+            cancel.raise_if_cancelled()
+            time.sleep(0.01)
 
-    job = finished_job(cancelled, "registration")
+    job = ThreadJob(work, "registration")
     widget._jobs.start("registration", job, lambda finished: widget.logic.result(finished))
+    widget._jobs.cancel("registration")
     with caplog.at_level(logging.INFO):
-        widget._pollJobs()
+        while not widget._jobs.idle:
+            widget._pollJobs()
+            time.sleep(0.01)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert "cancelled" in widget.ui.statusLabel.text.lower()
+    assert widget.ui.statusLabel.text == "Registration cancelled."

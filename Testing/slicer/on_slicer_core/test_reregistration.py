@@ -6,6 +6,8 @@ import hashlib
 import numpy as np
 import pytest
 
+from ElastixMonaiLabelSlicer import application, volumes
+
 
 def placement(scene):
     """Every volume's parent transform and every transform's matrix and parent, by node name."""
@@ -31,13 +33,13 @@ def registered(module_at, slicer_folder):
     node = logic.getParameterNode()
     node.engine = "executable"
     job, onFinished = logic.startSampleSubject(node)
-    nodes = onFinished(eml.slicer_nodes.wait_for(job, 300))
+    nodes = onFinished(application.wait_for(job, 300))
     parent = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "user's parent")
     parent.SetMatrixTransformToParent(slicer.util.vtkMatrixFromArray(np.array(
         [[1, 0, 0, 4], [0, 1, 0, -3], [0, 0, 1, 2], [0, 0, 0, 1.0]])))
     nodes["flair"].SetAndObserveTransformNodeID(parent.GetID())
     job, onFinished = logic.startRegistration(node)
-    onFinished(eml.slicer_nodes.wait_for(job, 1800))
+    onFinished(application.wait_for(job, 1800))
     assert nodes["t2"].GetParentTransformNode().GetName() == "Sample_t2_to_reference"
     return eml, logic, node, nodes
 
@@ -60,7 +62,7 @@ def test_a_cancelled_re_registration_leaves_the_previous_alignment(registered):
     job, onFinished = logic.startRegistration(node)
     wait_until_elastix_runs(job)
     job.cancel()
-    eml.slicer_nodes.wait_for(job, 300)
+    application.wait_for(job, 300)
     assert job.cancelled and job.error == "cancelled by the user"
     with pytest.raises(Exception, match="cancelled"):
         onFinished(job)
@@ -72,14 +74,16 @@ def test_a_failed_re_registration_leaves_the_previous_alignment(registered):
     eml, logic, node, nodes = registered
     import slicer
 
-    empty = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "empty mask")
-    eml.slicer_nodes.update_volume_node(empty, eml.slicer_nodes.voxel_volume(nodes["t1"], np.uint8).__class__(
-        np.zeros(slicer.util.arrayFromVolume(nodes["t1"]).shape, np.uint8), eml.slicer_nodes.world_ijk_to_ras(nodes["t1"])))
+    from ElastixMonaiLabelLib.data.voxels import VoxelVolume
+
+    reference = volumes.voxel_volume(nodes["t1"], np.uint8)
+    empty = volumes.add_volume_node(VoxelVolume(np.zeros_like(reference.array), reference.ijk_to_ras), "empty mask",
+                                        "vtkMRMLLabelMapVolumeNode")
     node.brainMask = empty
     try:
         before = placement(slicer.mrmlScene)
         job, onFinished = logic.startRegistration(node)
-        eml.slicer_nodes.wait_for(job, 300)
+        application.wait_for(job, 300)
         assert "brain mask" in job.error and "empty" in job.error
         with pytest.raises(Exception, match="empty"):
             onFinished(job)

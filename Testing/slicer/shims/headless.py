@@ -55,18 +55,38 @@ class SlicerApplication:
         return True
 
 
+def import_slicer_core() -> ModuleType:
+    """slicer-core's ``slicer`` package, imported while no other ``slicer/`` folder is on sys.path: its ``__init__``
+    takes every such folder (this project's Testing/slicer, which pytest's rootdir puts within reach) as part of the
+    package and imports every module in it."""
+    if "slicer" not in sys.modules:
+        saved = sys.path[:]
+        sys.path[:] = [p for p in saved if not (Path(p or ".") / "slicer").is_dir()
+                       or (Path(p or ".") / "slicer" / "__init__.py").is_file()]
+        try:
+            importlib.import_module("slicer")
+        finally:
+            sys.path[:] = saved
+    return sys.modules["slicer"]
+
+
 def install(folder: Path) -> SlicerApplication:
     """Stand-ins in place, a fresh scene, SlicerElastix importable and pointed at the elastix on PATH (Debian's)."""
     for path in (str(HERE), str(VENDOR / "SlicerElastix" / "Elastix")):
         if path not in sys.path:
             sys.path.insert(0, path)
     import qt
-    import slicer
+
+    slicer = import_slicer_core()
 
     for name in WIDGET_CLASSES:
         setattr(slicer, name, type(name, (), {"__module__": "slicer", "__init__": lambda self, *args, **kwargs: None}))
     slicer.app = SlicerApplication(folder)
     slicer.mrmlScene = slicer.vtkMRMLScene()
+    # What Slicer's startup does when it loads the Segmentations module: its logic, given a scene, registers the
+    # segmentation converter rules (vtkSlicerSegmentationsModuleLogic::RegisterNodes), without which no segment can
+    # be added to a segmentation.
+    slicer.vtkSlicerSegmentationsModuleLogic().SetMRMLScene(slicer.mrmlScene)
     elastix = shutil.which("elastix")
     if elastix:
         qt.QSettings().setValue("Elastix/CustomElastixPath", str(Path(elastix).parent))

@@ -32,6 +32,16 @@ class QSettings:
         self._store.pop(key, None)
 
 
+class QMessageBox:
+    """Only the enum values (Qt's) that slicer.util's message functions read before they see testing mode."""
+
+    NoIcon, Information, Warning, Critical, Question = 0, 1, 2, 3, 4
+    Ok, Yes, No, Cancel = 0x00000400, 0x00004000, 0x00010000, 0x00400000
+
+    def __init__(self, *args) -> None:
+        pass
+
+
 class QEventLoop:
     WaitForMoreEvents = 0x04  # QEventLoop::ProcessEventsFlag
 
