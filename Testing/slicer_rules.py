@@ -359,10 +359,8 @@ API = {
     "qMRMLNodeComboBox.currentNode": "Libs/MRML/Widgets/qMRMLNodeComboBox.h",
     # camelCase members of nodes and other objects
     "AddDefaultStorageNode": MRML + "vtkMRMLStorableNode.h",
-    "AddNewNodeByClass": MRML + "vtkMRMLScene.h",
     "CopyOrientation": MRML + "vtkMRMLVolumeNode.h",
     "CreateDefaultDisplayNodes": MRML + "vtkMRMLDisplayableNode.h",
-    "GenerateUniqueName": MRML + "vtkMRMLScene.h",
     "GetAttribute": MRML + "vtkMRMLNode.h",
     "GetColor": r"Libs/vtkSegmentationCore/vtkSegment.h::vtkGetVector3Macro\(Color,",
     "GetColorNodeID": MRML + "vtkMRMLDisplayNode.h",

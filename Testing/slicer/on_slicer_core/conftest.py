@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 SHIMS = Path(__file__).resolve().parents[1] / "shims"
-sys.path.insert(0, str(SHIMS))
+sys.path[:0] = [str(SHIMS), str(SHIMS.parent)]  # the stand-ins; Testing/slicer's helpers (oblique_grids)
 import headless  # noqa: E402
 from ElastixMonaiLabelSlicer import views  # noqa: E402
 
@@ -57,6 +57,21 @@ def quick():
     from ElastixMonaiLabelLib.synthetic.quick_subject import make_quick_subject
 
     return make_quick_subject(seed=3)
+
+
+def saved_and_reloaded(scene, folder: Path):
+    """``scene`` saved with its data (vtkMRMLApplicationLogic.SaveSceneToSlicerDataBundleDirectory: each storable node
+    through its storage node, what Save Data and a .mrb do) in ``folder``, then read into a new scene."""
+    import slicer
+
+    logic = slicer.vtkMRMLApplicationLogic()
+    logic.SetMRMLScene(scene)
+    folder.mkdir()
+    assert logic.SaveSceneToSlicerDataBundleDirectory(str(folder))
+    reloaded = slicer.vtkMRMLScene()
+    reloaded.SetURL(str(folder / f"{folder.name}.mrml"))
+    assert reloaded.Import()
+    return reloaded
 
 
 def headless_widget(eml, logic=None):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from ElastixMonaiLabelSlicer import registration_nodes, volumes
+from conftest import saved_and_reloaded
 
 
 def itk_displacement_field(folder, ijk_to_lps, shape, displacement_lps):
@@ -47,15 +48,8 @@ def test_a_displacement_field_is_read_in_ras_and_kept_with_a_storage_node(eml, s
     assert storage is not None and storage.IsA("vtkMRMLTransformStorageNode")
     assert storage.GetFileName() is None, storage.GetFileName()
     assert transform.GetModifiedSinceRead()
-    # Saved with the scene (what Save Data and a .mrb do: each storable node's data through its storage node) and
-    # read back from the saved scene.
-    logic = slicer.vtkMRMLApplicationLogic()
-    logic.SetMRMLScene(scene)
-    (tmp_path / "saved").mkdir()
-    assert logic.SaveSceneToSlicerDataBundleDirectory(str(tmp_path / "saved"))
-    reloaded = slicer.vtkMRMLScene()
-    reloaded.SetURL(str(tmp_path / "saved" / "saved.mrml"))
-    assert reloaded.Import()
+    # Saved with the scene and read back from the saved scene.
+    reloaded = saved_and_reloaded(scene, tmp_path / "saved")  # kept: its nodes resolve their references through it
     again = reloaded.GetFirstNodeByName("case_t2_to_reference")
     assert again is not None and again.IsA("vtkMRMLGridTransformNode")
     np.testing.assert_allclose(again.GetTransformFromParent().TransformPoint(centre[:3]), moved, atol=1e-4)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import slicer_rules as rules
-from conftest import UI_FILE
+from conftest import UI_FILE, saved_and_reloaded
 from ElastixMonaiLabelSlicer import volumes
 
 TAGS = ["v5.12.3", "v5.10.0"]
@@ -51,14 +51,7 @@ def test_every_field_is_kept_in_the_scene_and_read_back(module_at, scene, quick,
         assert comparable(getattr(node, name)) != comparable(value), f"{name}: pick a value other than the default"
         setattr(node, name, value)
     assert {name: comparable(getattr(node, name)) for name in values} == {n: comparable(v) for n, v in values.items()}
-    bundle = slicer.vtkMRMLApplicationLogic()
-    bundle.SetMRMLScene(scene)
-    (tmp_path / "saved").mkdir()
-    assert bundle.SaveSceneToSlicerDataBundleDirectory(str(tmp_path / "saved"))
-    reloaded = slicer.vtkMRMLScene()
-    reloaded.SetURL(str(tmp_path / "saved" / "saved.mrml"))
-    assert reloaded.Import()
-    slicer.mrmlScene = reloaded
+    slicer.mrmlScene = reloaded = saved_and_reloaded(scene, tmp_path / "saved")
     try:
         again = eml.ElastixMonaiLabelLogic().getParameterNode()
         assert again.parameterNode.GetScene() is reloaded

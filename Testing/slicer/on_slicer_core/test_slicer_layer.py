@@ -14,17 +14,7 @@ from ElastixMonaiLabelLib.errors import InputError
 from ElastixMonaiLabelLib.registration.voxel_arrays import RegistrationOutcome
 from ElastixMonaiLabelLib.synthetic.sample_data import rigid_matrix
 from ElastixMonaiLabelSlicer import registration_nodes, segmentations, views, volumes
-
-
-def oblique_matrix(left_handed=False):
-    """IJK-to-RAS of an oblique, anisotropic grid (optionally with a mirrored axis)."""
-    rotation = rigid_matrix(np.radians([20.0, -35.0, 50.0]), np.zeros(3), np.zeros(3))[:3, :3]
-    if left_handed:
-        rotation[:, 0] *= -1
-    matrix = np.eye(4)
-    matrix[:3, :3] = rotation @ np.diag([1.2, 0.9, 3.0])
-    matrix[:3, 3] = [10.0, -20.0, 30.0]
-    return matrix
+from oblique_grids import oblique_matrix
 
 
 def linear_transform(scene, matrix, name="parent"):

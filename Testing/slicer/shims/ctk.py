@@ -1,11 +1,6 @@
-"""Head-less stand-in for PythonQt's ``ctk`` module: see README.md."""
+"""Head-less stand-in for PythonQt's ``ctk`` module (see README.md): ctk.ctkAnything is one empty class per name,
+made by the same hook as qt's (CTK's names all start with "ctk", so they never meet Qt's)."""
 
-_classes: dict[str, type] = {}
+import qt
 
-
-def __getattr__(name: str) -> type:  # PEP 562: ctk.ctkAnything is one empty class per name
-    if name.startswith("__"):
-        raise AttributeError(name)
-    if name not in _classes:
-        _classes[name] = type(name, (), {"__module__": __name__, "__init__": lambda self, *args, **kwargs: None})
-    return _classes[name]
+__getattr__ = qt.__getattr__  # PEP 562 looks the hook up in this module's namespace
