@@ -21,11 +21,14 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from ElastixMonaiLabelSlicer import nodes as slicer_nodes
+from ElastixMonaiLabelSlicer import application, segmentations, views, volumes, widgets
+from ElastixMonaiLabelSlicer.registration_nodes import load_registration, moving_voxels, registered_volume_of
 from ElastixMonaiLabelLib.registration.voxel_arrays import ENGINE_CHOICES, RegistrationRequest, choose_engine, registration_work
 from ElastixMonaiLabelLib.client.rest import MonaiLabelClient
 from ElastixMonaiLabelLib.module_support.consent import ConsentStore
 from ElastixMonaiLabelLib.module_support.inputs_table import case_channels, edit_inputs, guess_reference_modality, inputs_of, use_case
+from ElastixMonaiLabelLib.errors import CancelledError
+from ElastixMonaiLabelLib.module_support.job_results import deliver, section_of
 from ElastixMonaiLabelLib.runtime.jobs import JobBoard, JobEvent, ThreadJob
 from ElastixMonaiLabelLib.data.multimodal import check_modality_names
 from ElastixMonaiLabelLib.registration.presets import list_presets
@@ -40,7 +43,8 @@ from ElastixMonaiLabelLib.module_support.server_work import (
     trainer_for,
 )
 
-# A thin GUI over ElastixMonaiLabelLib (pure Python, tested outside Slicer; ElastixMonaiLabelSlicer: node bookkeeping).
+# A thin GUI over ElastixMonaiLabelLib (pure Python) and ElastixMonaiLabelSlicer (nodes and the decisions shown here);
+# both run on Slicer's libraries in Testing/slicer/on_slicer_core, the Logic class too.
 
 #
 # ElastixMonaiLabel
@@ -124,13 +128,8 @@ class ElastixMonaiLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
-        self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
-        self._jobs = JobBoard()
-        self._serverInfo = {}
-        self._training = None
-        self._seen = {}
+        self.logic = self._parameterNode = self._parameterNodeGuiTag = self._training = None
+        self._jobs, self._serverInfo, self._seen, self._comparison = JobBoard(), {}, {}, views.Comparison()
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -213,21 +212,14 @@ class ElastixMonaiLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
         if self._seen["compare"] != before.get("compare") and self._parameterNode.compareVolume:
             with slicer.util.tryWithErrorDisplay(_("Cannot compare these volumes.")):
                 node = self._parameterNode
-                slicer_nodes.show_comparison(node.referenceVolume, node.compareVolume, node.compareMode, node.compareOpacity)
+                self._comparison.show(node.referenceVolume, node.compareVolume, node.compareMode, node.compareOpacity)
         if self._seen["table"] != before.get("table"):
             self._refreshMovingTable()
         self._updateButtons()
 
-    def _refreshMovingTable(self) -> None:
-        rows = inputs_of(self._parameterNode).rows
-        wasBlocked = self.ui.movingTable.blockSignals(True)
-        self.ui.movingTable.setRowCount(len(rows))
-        for row, (volume, modality) in enumerate(rows):
-            nameItem = qt.QTableWidgetItem(volume.GetName())
-            nameItem.setFlags(nameItem.flags() ^ qt.Qt.ItemIsEditable)  # names are not edited here
-            self.ui.movingTable.setItem(row, 0, nameItem)
-            self.ui.movingTable.setItem(row, 1, qt.QTableWidgetItem(modality))
-        self.ui.movingTable.blockSignals(wasBlocked)
+    def _refreshMovingTable(self) -> None:  # names are not edited here, modalities are
+        rows = [(volume.GetName(), modality) for volume, modality in inputs_of(self._parameterNode).rows]
+        widgets.set_table_rows(self.ui.movingTable, rows, read_only_columns=(0,))
 
     def onAddMoving(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Could not add the volume.")):
@@ -258,25 +250,29 @@ class ElastixMonaiLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
         events, finished = self._jobs.poll()
         for role, event in events:
             self._showEvent(role, event)
-        for role, job, onDone in finished:
-            self._progressBar(role).visible = False
-            with slicer.util.tryWithErrorDisplay(_("{role} failed.").format(role=role.capitalize())):
-                onDone(job)
+        for role, _job, _onDone in finished:
+            self._showProgress(role, None)
+        deliver(finished, self._showFailure, lambda role: self._say(_("{role} cancelled.").format(role=role.capitalize())))
         if self._jobs.idle:
             self._timer.stop()
         self._updateButtons()
 
-    def _progressBar(self, role):
-        return self.ui.trainingProgressBar if role in ("training", "stop training") else self.ui.registrationProgressBar
+    def _showFailure(self, role, error) -> None:
+        slicer.util.errorDisplay(_("{role} failed.").format(role=role.capitalize()) + f"\n\n{error}")
+
+    def _showProgress(self, role, fraction, busy=False) -> None:
+        """The progress bar of the role's section (none for the inputs): hidden for None, (0, 0) range when busy."""
+        bar = getattr(self.ui, section_of(role) + "ProgressBar", None)
+        if bar is not None:
+            bar.visible = fraction is not None
+            bar.maximum = 0 if busy else 100  # minimum and maximum 0: Qt's busy indicator
+            bar.value = int(round(100 * (fraction or 0.0)))
 
     def _showEvent(self, role, event) -> None:
         if event.kind == "log":
             self.ui.logTextEdit.appendPlainText(event.message)
         elif event.kind == "progress":
-            bar = self._progressBar(role)
-            bar.visible = True
-            bar.setRange(0, 0 if event.fraction is None else 100)  # (0, 0): busy indicator
-            bar.value = int(round(100 * (event.fraction or 0.0)))
+            self._showProgress(role, event.fraction or 0.0, busy=event.fraction is None)
             self.ui.statusLabel.text = event.message
 
     def _updateButtons(self, caller=None, event=None) -> None:
@@ -310,11 +306,8 @@ class ElastixMonaiLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
             self._startJob("registration", job, lambda finishedJob: self._showReports(onFinished(finishedJob)))
 
     def _showReports(self, reports) -> None:
-        self.ui.registrationResultsTable.setRowCount(len(reports))
-        for row, report in enumerate(reports):
-            for column, text in enumerate([report["modality"], f"{report['metric_before']:.3f}",
-                                           f"{report['metric_after']:.3f}", f"{report['time_total_s']:.1f}"]):
-                self.ui.registrationResultsTable.setItem(row, column, qt.QTableWidgetItem(text))
+        rows = [(r["modality"], f"{r['metric_before']:.3f}", f"{r['metric_after']:.3f}", f"{r['time_total_s']:.1f}") for r in reports]
+        widgets.set_table_rows(self.ui.registrationResultsTable, rows)
         failed = ", ".join(r["modality"] for r in reports if not r["metric_improved"])
         self._say(_("Similarity went down for {names}: the registration has probably failed; check the overlay.").format(
             names=failed) if failed else _("Co-registration done."))
@@ -334,13 +327,8 @@ class ElastixMonaiLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
             self.ui.serverStatusLabel.text = _("Not connected: {error}").format(error=job.error)
             raise RuntimeError(self.ui.serverStatusLabel.text)
         node, models = self._parameterNode, segmentation_models(self._serverInfo)
-        for comboBox, names, current in ((self.ui.modelComboBox, models, node.model),
-                                         (self.ui.strategyComboBox, list(self._serverInfo.get("strategies", {})), node.strategy)):
-            wasBlocked = comboBox.blockSignals(True)
-            comboBox.clear()
-            comboBox.addItems(names)
-            comboBox.setCurrentIndex(max(0, comboBox.findText(current)))
-            comboBox.blockSignals(wasBlocked)
+        widgets.set_combo_items(self.ui.modelComboBox, models, node.model)
+        widgets.set_combo_items(self.ui.strategyComboBox, list(self._serverInfo.get("strategies", {})), node.strategy)
         self.onModelChosen(self.ui.modelComboBox.currentText)
         self.onStrategyChosen(self.ui.strategyComboBox.currentText)
         self.ui.serverStatusLabel.text = _("Connected: {name}, {count} models").format(
@@ -363,19 +351,22 @@ class ElastixMonaiLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
         node = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("Segmentation could not start.")):  # a bad address fails here, shown
             if not self.logic.uploadConsent().granted(node.serverUrl):
-                if not slicer.util.confirmYesNoDisplay(
+                if not application.confirm(
                         _("The co-registered images will be uploaded to the MONAI Label server at {url} and stored in its "
                           "datastore. Only do this if you are allowed to share these images with that server.\n\nUpload "
-                          "to this server now and from now on?").format(url=node.serverUrl), windowTitle=_("Upload images?")):
+                          "to this server now and from now on?").format(url=node.serverUrl), _("Upload images?"), False):
                     return
                 self.logic.uploadConsent().grant(node.serverUrl)
             job, onFinished, names, missing = self.logic.startSegmentation(node, self._token())
             self.ui.statusLabel.text = _("Sending {names} to {model}...").format(names=", ".join(names), model=node.model) + (
                 " " + _("(not co-registered, left out: {names})").format(names=", ".join(missing)) if missing else "")
-            self._startJob("segmentation", job, lambda finishedJob: self._onSegmented(onFinished(finishedJob)))
+            edited = node.segmentation
+            self._startJob("segmentation", job, lambda finishedJob: self._onSegmented(onFinished(finishedJob), edited))
 
-    def _onSegmented(self, count) -> None:
-        self.ui.statusLabel.text = _("{count} structures received; edit them, then submit.").format(count=count)
+    def _onSegmented(self, count, edited) -> None:
+        kept = edited is not None and edited is not self._parameterNode.segmentation
+        self.ui.statusLabel.text = _("{count} structures received; edit them, then submit.").format(count=count) + (
+            " " + _("{edited} held edits not submitted: kept as it is.").format(edited=edited.GetName()) if kept else "")
         self.onEditSegmentation()
 
     def onEditSegmentation(self) -> None:
@@ -386,8 +377,9 @@ class ElastixMonaiLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
 
     def onSubmit(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Could not submit the label."), waitCursor=True):
-            self._startJob("submit", self.logic.startSubmit(self._parameterNode, self._token()), lambda job: self._say(
-                _("Label saved on the server for {image}.").format(image=self.logic.result(job))))
+            job, onFinished = self.logic.startSubmit(self._parameterNode, self._token())
+            self._startJob("submit", job, lambda finishedJob: self._say(
+                _("Label saved on the server for {image}.").format(image=onFinished(finishedJob))))
 
     def onNextSample(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Could not ask for the next case."), waitCursor=True):
@@ -422,47 +414,45 @@ class ElastixMonaiLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
 
 class ElastixMonaiLabelLogic(ScriptedLoadableModuleLogic):
     """Usable without the GUI: each ``start...`` method takes the parameter node and returns a job (poll it, or block
-    with ``slicer_nodes.wait_for(job)``) and, where nodes come out, a function that turns the finished job into them."""
+    with ``application.wait_for(job)``) and, where nodes come out, a function that turns the finished job into them."""
 
     def getParameterNode(self):
         return ElastixMonaiLabelParameterNode(super().getParameterNode())
 
     @staticmethod
     def resourcePath(name) -> str:
-        return os.path.join(os.path.dirname(slicer.util.modulePath("ElastixMonaiLabel")), "Resources", name)
+        return os.path.join(os.path.dirname(__file__), "Resources", name)
 
     def startSampleSubject(self, parameterNode, seed=3):
         """Generate the sample subject on a thread; onFinished(job) makes it the inputs -> its nodes by modality."""
 
         def onFinished(job):
-            nodes = slicer_nodes.add_case_nodes(self.result(job).volumes, "Sample")
+            nodes = volumes.add_case_nodes(self.result(job).volumes, "Sample")
             return use_case(parameterNode, nodes, slicer.util.NodeModify)
 
         return ThreadJob(lambda report, cancel: make_quick_subject(seed=seed), "sample"), onFinished
 
     def startRegistration(self, node):
-        """Copy the inputs into arrays and register them on a thread; onFinished(job) makes the nodes -> reports."""
+        """Copy the inputs into arrays and register them on a thread; onFinished(job) makes the nodes -> reports.
+        Nothing in the scene changes before onFinished: a cancelled or failed run leaves the previous alignment."""
         table = inputs_of(node)
         if not node.referenceVolume or not table.rows:
             raise ValueError(_("A reference volume and at least one moving volume are needed."))
-        tools = slicer_nodes.slicer_elastix_executables() if node.engine != "itk" else None
+        tools = application.slicer_elastix_executables() if node.engine != "itk" else None
         engine = choose_engine(node.engine, tools is not None)
         if engine == "itk":
-            slicer_nodes.ensure_itk_elastix(self.resourcePath("requirements.txt"))
-        for volume in table.volumes:  # re-registering starts from the original position, under the original parent
-            if slicer_nodes.own_transform_of(volume) is not None:
-                volume.SetAndObserveTransformNodeID(slicer_nodes.own_transform_of(volume).GetTransformNodeID())
+            application.ensure_itk_elastix(self.resourcePath("requirements.txt"))
         tools = tools or {}  # the job's work folder is made and removed by registration_work, even when it is dropped
-        request = RegistrationRequest(
-            slicer_nodes.voxel_volume(node.referenceVolume), [slicer_nodes.voxel_volume(v) for v in table.volumes],
+        request = RegistrationRequest(  # each moving volume as it is under its original parent (re-registering)
+            volumes.voxel_volume(node.referenceVolume), [moving_voxels(v) for v in table.volumes],
             [node.referenceModality, *table.modalities], Path(slicer.app.temporaryPath), node.preset, engine,
-            slicer_nodes.voxel_volume(node.brainMask, np.uint8) if node.brainMask else None, tools.get("elastix"),
+            volumes.voxel_volume(node.brainMask, np.uint8) if node.brainMask else None, tools.get("elastix"),
             tools.get("transformix"), tools.get("env"), shutil.which("PythonSlicer") if engine == "itk" else None)
-        reference, volumes, placeUnder = node.referenceVolume, table.volumes, node.placeUnderTransforms
+        reference, moving, placeUnder = node.referenceVolume, table.volumes, node.placeUnderTransforms
 
         def onFinished(job):
-            registered = [slicer_nodes.load_registration(outcome, reference, volume, slicer_nodes.registered_volume_of(
-                node.registeredVolumes, volume), placeUnder) for outcome, volume in zip(self.result(job), volumes)]
+            registered = [load_registration(outcome, reference, volume, registered_volume_of(
+                node.registeredVolumes, volume), placeUnder) for outcome, volume in zip(self.result(job), moving)]
             with slicer.util.NodeModify(node):
                 node.registeredVolumes, node.compareVolume = registered, registered[0]
             return [outcome.report for outcome in job.result]
@@ -482,33 +472,42 @@ class ElastixMonaiLabelLogic(ScriptedLoadableModuleLogic):
 
     def startSegmentation(self, node, token=None):
         """Upload the case (the reference and each volume's own registration; not when it is imageId's case unchanged)
-        and infer on a thread. Returns (job, onFinished(job) -> segment count, channel names sent, modalities left out)."""
+        and infer on a thread. Returns (job, onFinished(job) -> segment count, channel names sent, modalities left out).
+        A segmentation that holds edits not submitted when the result arrives is left as it is: the result goes to a new
+        node (node.segmentation), so nothing the user did before or during the wait is lost."""
         if not self.uploadConsent().granted(node.serverUrl):
             raise PermissionError(_("Uploading to {url} was not allowed by the user.").format(url=node.serverUrl))
-        volumes, names, missing = case_channels(node.referenceVolume, node.referenceModality, inputs_of(node),
-                                                lambda volume: slicer_nodes.registered_volume_of(node.registeredVolumes, volume))
-        channels = dict(zip(check_modality_names(names), (slicer_nodes.voxel_volume(v) for v in volumes)))
-        client, model, reference, scene = self.client(node.serverUrl, token), node.model, node.referenceVolume, slicer.mrmlScene
-        if node.segmentation is None:
-            node.segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", reference.GetName() + "_segmentation")
+        channelVolumes, names, missing = case_channels(node.referenceVolume, node.referenceModality, inputs_of(node),
+                                                lambda volume: registered_volume_of(node.registeredVolumes, volume))
+        channels = dict(zip(check_modality_names(names), (volumes.voxel_volume(v) for v in channelVolumes)))
+        client, model, reference = self.client(node.serverUrl, token), node.model, node.referenceVolume
         segmentationNode, onServer = node.segmentation, (node.imageId, node.imageFingerprint)
 
         def onFinished(job):
             node.imageId, label, params, node.imageFingerprint = self.result(job)
-            return slicer_nodes.load_segmentation(label, params, segmentationNode, reference)
+            node.segmentation = target = segmentations.node_for_result(segmentationNode, reference.GetName() + "_segmentation")
+            return segmentations.load_segmentation(label, params, target, reference)
 
         job = ThreadJob(lambda report, cancel: segmentation_work(
             client, model, reference.GetName(), channels, slicer.app.temporaryPath, report, cancel, onServer), "segmentation")
         return job, onFinished, list(channels), missing
 
     def startSubmit(self, node, token=None):
-        """Export the edited segmentation (one call, GUI thread) and save it as the case's final label (thread)."""
+        """Export the edited segmentation (one call, GUI thread) and save it as the case's final label (thread);
+        onFinished(job) remembers the segments as saved (Segment may then replace them) -> the image id."""
         if not node.imageId or not node.segmentation:
             raise ValueError(_("Segment a case (or fetch one) first: the server needs to know which image this label is for."))
-        label = slicer_nodes.label_volume_from_segmentation(node.segmentation, node.referenceVolume)
+        segmentationNode, state = node.segmentation, segmentations.content_state(node.segmentation)
+        label = segmentations.label_volume_from_segmentation(segmentationNode, node.referenceVolume)
         client, imageId, fingerprint = self.client(node.serverUrl, token), node.imageId, node.imageFingerprint
+
+        def onFinished(job):
+            imageId = self.result(job)
+            segmentations.mark_saved(segmentationNode, state)  # what was sent, even if edited since
+            return imageId
+
         return ThreadJob(lambda report, cancel: submit_work(client, imageId, label, slicer.app.temporaryPath, fingerprint),
-                         "save-label")
+                         "save-label"), onFinished
 
     def startNextSample(self, node, token=None):
         """Ask the strategy for the next case and download it; onFinished(job) makes it the inputs -> channel names."""
@@ -517,7 +516,7 @@ class ElastixMonaiLabelLogic(ScriptedLoadableModuleLogic):
         def onFinished(job):
             imageId, channels, node.imageFingerprint = self.result(job)
             node.imageId = imageId
-            nodes = slicer_nodes.add_case_nodes(channels, imageId, mark="on reference grid")  # co-registered already
+            nodes = volumes.add_case_nodes(channels, imageId, mark="on reference grid")  # co-registered already
             return list(use_case(node, nodes, slicer.util.NodeModify))
 
         work = lambda report, cancel: next_sample_work(client, strategy, slicer.app.temporaryPath)  # noqa: E731
@@ -525,7 +524,9 @@ class ElastixMonaiLabelLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def result(job):
-        """A finished job's result, or its error raised."""
+        """A finished job's result, or its error raised (CancelledError for a job the user cancelled)."""
+        if job.cancelled:
+            raise CancelledError(job.error or "cancelled by the user")
         if job.error:
             raise RuntimeError(job.error)
         return job.result
@@ -561,18 +562,18 @@ class ElastixMonaiLabelTest(ScriptedLoadableModuleTest):
         node = logic.getParameterNode()
         node.engine = "executable"  # SlicerElastix's elastix: nothing to pip install
         job, onFinished = logic.startSampleSubject(node)
-        nodes, subject = onFinished(slicer_nodes.wait_for(job, 300)), job.result
+        nodes, subject = onFinished(application.wait_for(job, 300)), job.result
         parent = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "parent to keep")
         shift = np.array([[1, 0, 0, 4], [0, 1, 0, -3], [0, 0, 1, 2], [0, 0, 0, 1.0]])
         parent.SetMatrixTransformToParent(slicer.util.vtkMatrixFromArray(shift))
         nodes["flair"].SetAndObserveTransformNodeID(parent.GetID())
         job, onFinished = logic.startRegistration(node)
-        for name, report in zip(("t2", "flair"), onFinished(slicer_nodes.wait_for(job, 1800))):
-            error = subject.alignment_error(name, slicer_nodes.to_world(nodes[name].GetParentTransformNode()))
+        for name, report in zip(("t2", "flair"), onFinished(application.wait_for(job, 1800))):
+            error = subject.alignment_error(name, volumes.to_world(nodes[name].GetParentTransformNode()))
             self.delayDisplay(f"{name}: NMI {report['metric_before']:.3f} -> {report['metric_after']:.3f}, "
                               f"error {error['mean_mm']:.2f} mm")
             self.assertLess(error["mean_mm"], 1.0)
-            registered = slicer_nodes.registered_volume_of(node.registeredVolumes, nodes[name])
+            registered = registered_volume_of(node.registeredVolumes, nodes[name])
             self.assertEqual(registered.GetImageData().GetDimensions(), nodes["t1"].GetImageData().GetDimensions())
         self.assertIs(nodes["flair"].GetParentTransformNode().GetParentTransformNode(), parent)
         return logic, node
@@ -588,9 +589,10 @@ class ElastixMonaiLabelTest(ScriptedLoadableModuleTest):
         logic.uploadConsent().grant(url)
         job, onFinished, names, missing = logic.startSegmentation(node)  # token: $ELASTIXMONAILABEL_TOKEN if set
         self.assertEqual((names, missing), (["t1", "t2", "flair"], []))
-        self.assertGreater(onFinished(slicer_nodes.wait_for(job)), 20)
+        self.assertGreater(onFinished(application.wait_for(job)), 20)
         colours = {s.name: tuple(c / 255 for c in s.color) for s in SYNTHSEG_STRUCTURES}
         segments = node.segmentation.GetSegmentation()
         for segment in (segments.GetNthSegment(i) for i in range(segments.GetNumberOfSegments())):
             np.testing.assert_allclose(segment.GetColor(), colours[segment.GetName()], atol=1e-3)
-        self.assertEqual(logic.result(slicer_nodes.wait_for(logic.startSubmit(node), 600)), node.imageId)
+        job, onFinished = logic.startSubmit(node)
+        self.assertEqual(onFinished(application.wait_for(job, 600)), node.imageId)

@@ -20,9 +20,14 @@ from ElastixMonaiLabelLib.synthetic.sample_data import SubjectSpec, generate_sub
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-# Testing/server/in_process needs torch + MONAI: scripts/test.sh runs it in the server's environment (.venv-server).
+# Testing/server/in_process needs torch + MONAI: scripts/test.sh runs it in the server's environment (.venv-server);
+# Testing/slicer/on_slicer_core needs Slicer's libraries (the slicer-core wheel, package slicer_core; PyPI's "slicer"
+# is another project): it runs in .venv-slicer (scripts/setup-slicer-env.sh).
+collect_ignore = []
 if importlib.util.find_spec("torch") is None or importlib.util.find_spec("monai") is None:
-    collect_ignore = ["server/in_process"]
+    collect_ignore.append("server/in_process")
+if importlib.util.find_spec("slicer_core") is None:
+    collect_ignore.append("slicer/on_slicer_core")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -74,7 +74,8 @@ def test_catalog_entry_follows_the_schema_and_matches_cmake():
     assert (ROOT / "LICENSE").is_file() and (ROOT / "NOTICE").is_file()
 
 
-@pytest.mark.parametrize("path", [MODULE_FILE, *sorted(LIB.rglob("*.py"))], ids=lambda p: p.relative_to(MODULE).as_posix())
+@pytest.mark.parametrize("path", [MODULE_FILE, *sorted(LIB.rglob("*.py")), *sorted((MODULE / "ElastixMonaiLabelSlicer").glob("*.py"))],
+                         ids=lambda p: p.relative_to(MODULE).as_posix())
 @pytest.mark.parametrize("version", [(3, 11), (3, 12)], ids=["py311", "py312"])
 def test_compiles_for_slicer_and_here(path, version):
     source = path.read_text()
@@ -122,6 +123,16 @@ def test_catalog_urls_name_committed_files():
             assert url.startswith(prefix), url
             assert (ROOT / url[len(prefix):]).is_file(), url
     assert "screenshot-placeholder" not in top
+
+
+def test_cmake_minimum_is_one_slicer_5_10_builds_with():
+    # Slicer 5.10 is built with CMake 3.20.6 (its own and its extension template's minimum: 3.20.6...3.22.6); a higher
+    # minimum stops an extension build for 5.10 at configure time. The upper end sets the policies Slicer 5.12 uses.
+    top = (ROOT / "CMakeLists.txt").read_text()
+    match = re.search(r"^cmake_minimum_required\(VERSION ([\d.]+)\.\.\.([\d.]+) FATAL_ERROR\)", top, re.M)
+    assert match, "cmake_minimum_required(VERSION min...max FATAL_ERROR) expected"
+    assert tuple(map(int, match.group(1).split("."))) <= (3, 20, 6) <= tuple(map(int, match.group(2).split(".")))
+    assert top.index("cmake_minimum_required") < top.index("project(")
 
 
 def test_self_test_loads_slicer_elastix_module():
@@ -194,8 +205,8 @@ def test_module_strings_are_translatable():
                 assert isinstance(value, (ast.Call, ast.IfExp)) or not isinstance(value, ast.Constant), ast.unparse(node)
 
 
-@pytest.mark.parametrize("path", [MODULE_FILE, *sorted(LIB.rglob("*.py")), *sorted((ROOT / "MonaiLabelApp").rglob("*.py"))],
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [MODULE_FILE, *sorted(LIB.rglob("*.py")), *sorted((MODULE / "ElastixMonaiLabelSlicer").glob("*.py")),
+                                  *sorted((ROOT / "MonaiLabelApp").rglob("*.py"))], ids=lambda p: p.name)
 def test_no_undefined_or_unused_names(path):
     # Slicer cannot run here: pyflakes at least catches names the module would only trip over at run time.
     from pyflakes.api import check

@@ -15,7 +15,7 @@ import slicer_rules as rules
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = ROOT / "ElastixMonaiLabel"
 MODULE_SOURCE = (MODULE / "ElastixMonaiLabel.py").read_text()
-LAYER_SOURCE = (MODULE / "ElastixMonaiLabelSlicer" / "nodes.py").read_text()
+LAYER_SOURCES = [path.read_text() for path in sorted((MODULE / "ElastixMonaiLabelSlicer").glob("*.py"))]
 UI_TEXT = (MODULE / "Resources" / "UI" / "ElastixMonaiLabel.ui").read_text()
 
 
@@ -120,7 +120,7 @@ def test_connector_table_keeps_slicers_order_and_exact_classes():
 
 
 def test_every_slicer_qt_vtk_name_the_module_uses_was_checked_against_slicer():
-    uses = rules.api_uses([MODULE_SOURCE, LAYER_SOURCE], UI_TEXT, library_names())
+    uses = rules.api_uses([MODULE_SOURCE, *LAYER_SOURCES], UI_TEXT, library_names())
     used = uses["dotted"] | uses["widget"] | uses["method"]
     unknown = sorted(used - rules.API.keys())
     assert not unknown, ("names not checked against Slicer 5.10/5.12 (check with scripts/check_slicer_api.py, then add "
@@ -130,14 +130,14 @@ def test_every_slicer_qt_vtk_name_the_module_uses_was_checked_against_slicer():
 
 def test_a_planted_unknown_name_is_refused():
     planted = MODULE_SOURCE + "\n\ndef _planted(node):\n    slicer.util.arrayFromVolumeFast(node)\n    node.GetParentTransformNodes()\n"
-    uses = rules.api_uses([planted, LAYER_SOURCE], UI_TEXT, library_names())
+    uses = rules.api_uses([planted, *LAYER_SOURCES], UI_TEXT, library_names())
     unknown = (uses["dotted"] | uses["method"]) - rules.API.keys()
     assert unknown == {"slicer.util.arrayFromVolumeFast", "GetParentTransformNodes"}
 
 
 def test_what_only_slicer_5_12_has_is_used_behind_a_guard():
     for name in rules.ONLY_IN_5_12:
-        sources = [s for s in (MODULE_SOURCE, LAYER_SOURCE) if f".{name}" in s]
+        sources = [s for s in (MODULE_SOURCE, *LAYER_SOURCES) if f".{name}" in s]
         assert sources, f"{name} is no longer used: drop it from ONLY_IN_5_12 and API"
         assert all(rules.guarded(source, name) for source in sources), name
     # And a use without its guard is caught.

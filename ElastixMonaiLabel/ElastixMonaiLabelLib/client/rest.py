@@ -92,19 +92,34 @@ class InferResult:
 
 
 _EPOCH = re.compile(r"Epoch(?::\s*|\[)(\d+)(?:/(\d+))?")
+# The exception a failed training ended with, as the last lines of its log show it ("main.TrainingFailed: training
+# segmentation failed: training needs at least 2 labelled images..."), and this project's app's own prefix of it.
+_EXCEPTION_LINE = re.compile(r"^\s*[\w.]*(?:Error|Exception|Failed|Failure)\w*: (.+)$")
+_APP_PREFIX = re.compile(r"^training \S+ failed: ")
+
+
+def _failure_reason(details: list[str]) -> str | None:
+    """Why a training failed: the message of the last exception line in its log, or None."""
+    for line in reversed(details):
+        match = _EXCEPTION_LINE.match(line)
+        if match:
+            return _APP_PREFIX.sub("", match.group(1)).strip()
+    return None
 
 
 def training_progress(status: Any, max_epochs: int | None = None) -> tuple[float | None, str]:
     """(fraction done or None, one line for people) from a GET /train/ answer.
 
     MONAI Label puts the training log's last lines in ``details``; the last
-    'Epoch: E/N' (or ignite's 'Epoch[E]') there says how far it got.
+    'Epoch: E/N' (or ignite's 'Epoch[E]') there says how far it got, and for a
+    failed training the last exception line says why (kept in the message).
     """
     if not isinstance(status, dict) or not status:
         return None, "no training has run on this server"
     state = str(status.get("status", "unknown")).upper()
     epoch, total = None, max_epochs
-    for line in reversed([str(d) for d in status.get("details") or []]):
+    details = [str(d) for d in status.get("details") or []]
+    for line in reversed(details):
         match = _EPOCH.search(line)
         if match and epoch is None:
             epoch = int(match.group(1))
@@ -119,7 +134,9 @@ def training_progress(status: Any, max_epochs: int | None = None) -> tuple[float
         if epoch is not None and total:
             return min(epoch / total, 1.0), f"training: epoch {epoch} of {total}"
         return None, "training started"
-    return None, f"training {state.lower()}" + (f" at epoch {epoch}" if epoch is not None else "")
+    reason = _failure_reason(details) if state in ("ERROR", "FAILED") else None
+    return None, f"training {state.lower()}" + (f" at epoch {epoch}" if epoch is not None else "") + (
+        f": {reason}" if reason else "")
 
 
 class MonaiLabelClient:
