@@ -24,7 +24,7 @@ def readme_commands() -> list[str]:
 
 
 # Not the checkout's own content: environments, git's database, caches Python and pytest keep.
-_SKIPPED = {".git", ".venv", ".venv-server", "__pycache__", ".pytest_cache"}
+_SKIPPED = {".git", ".venv", ".venv-server", ".venv-slicer", "__pycache__", ".pytest_cache"}
 
 
 def checkout_state() -> dict[str, int]:
