@@ -27,7 +27,7 @@ from ElastixMonaiLabelLib.client.rest import MonaiLabelClient
 from ElastixMonaiLabelLib.module_support.consent import ConsentStore
 from ElastixMonaiLabelLib.module_support.inputs_table import case_channels, edit_inputs, guess_reference_modality, inputs_of, use_case
 from ElastixMonaiLabelLib.runtime.jobs import JobBoard, JobEvent, ThreadJob
-from ElastixMonaiLabelLib.data.multimodal import check_modality_names
+from ElastixMonaiLabelLib.data.modalities import check_modality_names
 from ElastixMonaiLabelLib.registration.presets import list_presets
 from ElastixMonaiLabelLib.synthetic.quick_subject import make_quick_subject
 from ElastixMonaiLabelLib.module_support.server_work import (

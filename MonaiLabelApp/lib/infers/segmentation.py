@@ -36,7 +36,8 @@ from monailabel.tasks.train.basic_train import BasicTrainTask, Context
 
 from ElastixMonaiLabelLib.errors import InputError
 from ElastixMonaiLabelLib.data.labels import SYNTHSEG_STRUCTURES
-from ElastixMonaiLabelLib.data.multimodal import canonical_channel, channel_names
+from ElastixMonaiLabelLib.data.modalities import canonical_channel
+from ElastixMonaiLabelLib.data.multimodal import channel_names
 
 from ..models.weights import load_strictly, read_state_dict
 from ..models.networks import NUM_CLASSES, segresnet

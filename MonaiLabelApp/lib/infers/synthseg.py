@@ -28,13 +28,13 @@ from fastapi import HTTPException
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 from monailabel.interfaces.tasks.train import TrainTask
 
-from ElastixMonaiLabelLib.segmentation.atlases import CONTRASTS
+from ElastixMonaiLabelLib.data.modalities import CONTRASTS
 from ElastixMonaiLabelLib.errors import InputError
 from ElastixMonaiLabelLib.data.geometry import image_from_slicer
 from ElastixMonaiLabelLib.data.images import write_volume
 from ElastixMonaiLabelLib.data.labels import SYNTHSEG_STRUCTURES
 from ElastixMonaiLabelLib.data.multimodal import channel_names, read_case
-from ElastixMonaiLabelLib.registration.itk_images import resample
+from ElastixMonaiLabelLib.data.images import resample
 from ElastixMonaiLabelLib.runtime.resources import resource_path
 from ElastixMonaiLabelLib.synthetic.sample_data import label_map_paths
 
