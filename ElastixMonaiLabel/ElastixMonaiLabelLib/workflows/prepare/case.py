@@ -66,6 +66,19 @@ def _label(case: Case, out: Path, reference: str, fixed: Any, channels: dict[str
     return label, tag, label_file
 
 
+def remove_partial_files(out: Path, case_id: str) -> None:
+    """Remove what a case's killed process was writing (a local Dask cluster stops its workers on a cancel).
+
+    Writes are atomic (runtime.files.atomic_path): a file being written has a temporary name beside its final
+    one, which the writer removes when it fails but a killed process leaves behind. Call only when no process
+    can still be writing the case.
+    """
+    for pattern in (f".{case_id}.nii.gz.partial-*", f"labels/*/.{case_id}.nii.gz.partial-*",
+                    f".prepare/.{case_id}.json.partial-*"):
+        for path in out.glob(pattern):
+            path.unlink(missing_ok=True)
+
+
 def _check(cancel: CancelToken | None) -> None:
     if cancel is not None:
         cancel.raise_if_cancelled()

@@ -16,7 +16,7 @@ from typing import Any
 
 from ...errors import InputError
 from ...runtime.processes import CancelToken
-from .case import prepare_case
+from .case import prepare_case, remove_partial_files
 from .layouts import Case
 
 # One case to prepare: (case, datastore folder, channels, reference channel, prepare_case's options).
@@ -119,6 +119,9 @@ def run_on_dask(jobs: list[Job], scheduler: str, workers: int, cancel: CancelTok
     finally:
         if cluster is not None:
             cluster.close()
+            # Its workers are gone, killed in the middle of a case on a cancel: nothing writes those cases any more.
+            for case, out, *_ in jobs:
+                remove_partial_files(out, case.case_id)
 
 
 def run_here(jobs: list[Job], cancel: CancelToken) -> Iterator[tuple[str, Any]]:
