@@ -30,7 +30,7 @@ from ElastixMonaiLabelLib.module_support.inputs_table import case_channels, edit
 from ElastixMonaiLabelLib.errors import CancelledError
 from ElastixMonaiLabelLib.module_support.job_results import deliver, section_of
 from ElastixMonaiLabelLib.runtime.jobs import JobBoard, JobEvent, ThreadJob
-from ElastixMonaiLabelLib.data.multimodal import check_modality_names
+from ElastixMonaiLabelLib.data.modalities import check_modality_names
 from ElastixMonaiLabelLib.registration.presets import list_presets
 from ElastixMonaiLabelLib.synthetic.quick_subject import make_quick_subject
 from ElastixMonaiLabelLib.module_support.server_work import (

@@ -81,7 +81,7 @@ def score(labels, truth_path: Path) -> dict[str, float]:
     import itk
 
     from ElastixMonaiLabelLib.registration.transforms import itk_affine
-    from ElastixMonaiLabelLib.registration.itk_images import resample
+    from ElastixMonaiLabelLib.data.images import resample
 
     truth_image = read_volume(truth_path, pixel_type="short")
     on_truth_grid = resample(labels, itk_affine(np.eye(4)), truth_image, "nearest")

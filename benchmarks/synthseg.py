@@ -74,7 +74,7 @@ def on_label_grid(subject: dict, folder: Path, modality: str) -> Path:
     """The modality resampled onto the T1 grid with its known (true) misalignment undone."""
     from ElastixMonaiLabelLib.registration.transforms import itk_affine
     from ElastixMonaiLabelLib.data.images import read_volume, write_volume
-    from ElastixMonaiLabelLib.registration.itk_images import resample
+    from ElastixMonaiLabelLib.data.images import resample
 
     entry = subject["modalities"][modality]
     if modality == "t1":

@@ -17,13 +17,18 @@ from .runtime.jobs import format_event
 from .runtime.processes import CancelToken
 
 
+def _clamped(fraction: float) -> float:
+    return min(max(fraction, 0.0), 1.0)
+
+
 def _progress_bar(description: str):
     from tqdm import tqdm
 
     bar = tqdm(total=100, desc=description, unit="%", bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
 
-    def update(fraction: float, message: str = "") -> None:
-        bar.n = round(100 * min(max(fraction, 0.0), 1.0))
+    def update(fraction: float | None, message: str = "") -> None:  # a runtime.progress.ProgressCallback
+        if fraction is not None:
+            bar.n = round(100 * _clamped(fraction))
         if message:
             bar.set_postfix_str(message, refresh=False)
         bar.refresh()
@@ -37,8 +42,8 @@ class _EventStream:
     def __init__(self, description: str) -> None:
         self.description = description
 
-    def update(self, fraction: float, message: str = "") -> None:
-        print(format_event("progress", fraction=round(min(max(fraction, 0.0), 1.0), 4),
+    def update(self, fraction: float | None, message: str = "") -> None:  # a runtime.progress.ProgressCallback
+        print(format_event("progress", fraction=None if fraction is None else round(_clamped(fraction), 4),
                            message=message or self.description), flush=True)
 
     @staticmethod
@@ -102,6 +107,13 @@ _positive = _number(0.0, inclusive=False)
 _non_negative = _number(0.0, inclusive=True)
 
 
+def _default_preset() -> str:
+    """The default preset's name, for the help texts (presets.json says which it is)."""
+    from .registration.presets import default_preset
+
+    return default_preset().name
+
+
 def _add_sample_data(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "sample-data",
@@ -162,7 +174,8 @@ def _add_register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--moving", required=True, type=Path, nargs="+", help="one or more volumes to align to the reference")
     parser.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")
     parser.add_argument("--preset", default=None,
-                        help="preset name (see 'elastix-monailabel presets'; default brain-rigid) or elastix parameter file(s), comma-separated")
+                        help=f"preset name (see 'elastix-monailabel presets'; default {_default_preset()}) or elastix parameter "
+                        "file(s), comma-separated")
     parser.add_argument("--engine", choices=("itk", "executable"), default="itk",
                         help="itk: itk-elastix in this process (default); executable: the elastix program "
                         "(from $ELASTIX_EXECUTABLE or PATH) in a subprocess")
@@ -174,7 +187,7 @@ def _add_register(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_register(args: argparse.Namespace, cancel: CancelToken) -> int:
-    from .registration.itk_images import register_files
+    from .workflows.register import register_files
 
     bar, update = _progress(args, "registering")
     try:
@@ -237,7 +250,7 @@ def _add_prepare(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS|local",
                         help="run the cases on a Dask cluster (scheduler address, e.g. tcp://10.0.0.5:8786, or 'local' for "
                         "a local cluster of --workers processes); its workers must see SRC and --out at the same paths")
-    parser.add_argument("--preset", default=None, help="registration preset (default brain-rigid)")
+    parser.add_argument("--preset", default=None, help=f"registration preset (default {_default_preset()})")
     parser.add_argument("--engine", choices=("itk", "executable"), default="itk", help="elastix engine (default itk)")
     parser.add_argument("--register", action="store_true",
                         help="co-register the modalities of BraTS layouts too (default: BraTS cases, which come co-registered "
@@ -262,7 +275,7 @@ def _run_prepare(args: argparse.Namespace, cancel: CancelToken) -> int:
             atlas_labels=args.atlases if args.labels == "registration" else 0, synthseg=synthseg, workers=args.workers,
             scheduler=args.scheduler, preset=args.preset,
             engine=args.engine, register=True if args.register else None,
-            progress=lambda done, total, name: update(done / total, f"{done}/{total} {name}"), cancel=cancel,
+            progress=update, cancel=cancel,
         )
     except BaseException:
         if created and args.out.is_dir() and not any(args.out.iterdir()):
@@ -315,7 +328,7 @@ def _add_segment(commands: argparse._SubParsersAction) -> None:
                         "the case is added to it). Default: a temporary one, removed at the end")
     parser.add_argument("--atlases", type=_count, default=DEFAULT_ATLASES,
                         help=f"atlases of the local server's atlas_registration model (default {DEFAULT_ATLASES})")
-    parser.add_argument("--preset", default=None, help="co-registration preset (default brain-rigid)")
+    parser.add_argument("--preset", default=None, help=f"co-registration preset (default {_default_preset()})")
     parser.add_argument("--engine", choices=("itk", "executable"), default="itk", help="elastix engine (default itk)")
     parser.add_argument("--threads", type=_count, default=None, help="elastix threads for co-registration (default: all cores)")
     parser.set_defaults(run=_run_segment)

@@ -26,7 +26,8 @@ from monai.transforms import (
     Transform,
 )
 
-from ElastixMonaiLabelLib.data.multimodal import canonical_channel, channel_names
+from ElastixMonaiLabelLib.data.modalities import canonical_channel
+from ElastixMonaiLabelLib.data.multimodal import channel_names
 from ElastixMonaiLabelLib.errors import InputError
 
 # The grid the segmentation model works on: 2 mm, so a 1 mm brain is done in seconds on 2 CPU cores.

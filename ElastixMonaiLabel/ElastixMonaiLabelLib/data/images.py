@@ -1,7 +1,13 @@
-"""Reading and checking images: one internal type, an ITK image in physical LPS space.
+"""Reading, checking and resampling images: one internal type, an ITK image in physical LPS space.
 
-Checks happen before any work starts so that bad input fails fast with a message
-that names the file and the problem.
+Images are read with ITK, which reads every format a user may hand over (NIfTI, NRRD,
+MetaImage...); NIfTI files are also looked at with the core's NIfTI codec (:mod:`.nifti`),
+which sees what ITK's reader hides (NaN voxels, a truncated file). Checks happen before any
+work starts so that bad input fails fast with a message that names the file and the problem.
+
+:func:`resample` is the core's resampler for ITK images; :func:`.voxels.resample` is the same
+operation on Slicer's voxel arrays with scipy, for the Slicer module, whose Python has no itk.
+Those two are the only ones: everything else resamples through one of them.
 """
 
 from __future__ import annotations
@@ -13,6 +19,9 @@ import numpy as np
 
 from ..errors import InputError
 from ..runtime.files import atomic_path
+from .nifti import non_finite_problem, read_header, read_voxels
+
+INTERPOLATIONS = ("nearest", "linear", "bspline")
 
 # Relative tolerance when two grids must match (header round-off in NIfTI/NRRD).
 GRID_TOLERANCE = 1e-4
@@ -83,34 +92,23 @@ def read_volume(path: str | Path, *, pixel_type: str = "float") -> Any:
         raise InputError(path, f"has {image.GetImageDimension()} dimensions; a 3D volume is needed")
     check_finite(image, path)
     if path.name.lower().endswith((".nii", ".nii.gz")):
-        _check_nifti_finite(path)
+        _check_nifti_voxels(path)
     return image
 
 
-def _check_nifti_finite(path: Path) -> None:
+def _check_nifti_voxels(path: Path) -> None:
     # ITK's NIfTI reader turns NaN voxels into 0 without a word, and reads a truncated
-    # .nii.gz without complaint: look at the stored values themselves.
-    import nibabel
-
-    try:
-        header = nibabel.load(str(path))
-        values = np.asarray(header.dataobj.get_unscaled())
-    except Exception as error:  # nibabel raises EOFError, zlib.error, ValueError... for damaged files
-        raise InputError(path, f"unreadable: truncated or damaged NIfTI file ({_first_line(error)})") from error
-    if np.issubdtype(values.dtype, np.floating):
-        bad = int(values.size - np.count_nonzero(np.isfinite(values)))
-        if bad:
-            raise InputError(path, f"contains {bad} NaN or infinite voxels; fix or mask them before registration")
+    # .nii.gz without complaint: look at the stored values themselves (the NIfTI codec).
+    problem = non_finite_problem(read_voxels(read_header(path)))
+    if problem:
+        raise InputError(path, f"{problem}; fix or mask them before registration")
 
 
 def check_finite(image: Any, source: str | Path) -> None:
     """Raise InputError if the image holds NaN or infinite voxels."""
-    itk = _itk()
-    array = itk.array_view_from_image(image)
-    if np.issubdtype(array.dtype, np.floating):
-        bad = int(array.size - np.count_nonzero(np.isfinite(array)))
-        if bad:
-            raise InputError(source, f"contains {bad} NaN or infinite voxels; fix or mask them before registration")
+    problem = non_finite_problem(_itk().array_view_from_image(image))
+    if problem:
+        raise InputError(source, f"{problem}; fix or mask them before registration")
 
 
 def read_mask(path: str | Path, reference: Any, reference_name: str | Path) -> Any:
@@ -163,3 +161,21 @@ def image_from_array(array: np.ndarray, like: Any) -> Any:
     image = itk.image_from_array(np.ascontiguousarray(array))
     image.CopyInformation(like)
     return image
+
+
+def resample(image: Any, transform: Any, reference: Any, interpolation: str = "linear", default_value: float = 0) -> Any:
+    """Resample ``image`` onto ``reference``'s grid through ``transform`` (reference -> image points; None: the
+    identity, i.e. the same scanner space). ``interpolation``: nearest, linear or bspline (cubic)."""
+    itk = _itk()
+    if interpolation not in INTERPOLATIONS:
+        raise InputError("interpolation", f"unknown interpolation {interpolation!r}; choose one of {', '.join(INTERPOLATIONS)}")
+    image_type = type(image)
+    if interpolation == "bspline":
+        pixel_type = itk.template(image_type)[1][0]
+        interpolator = itk.BSplineInterpolateImageFunction[image_type, itk.D, pixel_type].New()
+    else:
+        kind = itk.NearestNeighborInterpolateImageFunction if interpolation == "nearest" else itk.LinearInterpolateImageFunction
+        interpolator = kind[image_type, itk.D].New()
+    options = {"transform": transform} if transform is not None else {}
+    return itk.resample_image_filter(image, interpolator=interpolator, use_reference_image=True, reference_image=reference,
+                                     default_pixel_value=default_value, **options)

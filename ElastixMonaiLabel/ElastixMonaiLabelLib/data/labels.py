@@ -19,10 +19,6 @@ class Structure:
     name: str
     color: tuple[int, int, int]
 
-    @property
-    def color_hex(self) -> str:
-        return "#{:02x}{:02x}{:02x}".format(*self.color)
-
 
 _FREESURFER = [
     (2, "Left-Cerebral-White-Matter", (245, 245, 245)),

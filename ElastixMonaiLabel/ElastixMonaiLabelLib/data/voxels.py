@@ -84,7 +84,9 @@ def _kji(matrix: np.ndarray) -> np.ndarray:
 def resample(moving: VoxelVolume, reference: VoxelVolume, matrix_lps: np.ndarray | None = None, order: int = 1,
              default: float = 0.0) -> np.ndarray:
     """``moving`` on ``reference``'s grid through ``matrix_lps`` (reference LPS points -> moving LPS points,
-    ITK's resampling convention; identity when None). ``order``: 0 nearest, 1 linear, 3 cubic spline."""
+    ITK's resampling convention; identity when None). ``order``: 0 nearest, 1 linear, 3 cubic spline.
+
+    :func:`.images.resample` for voxel arrays, with scipy: Slicer's Python has no itk (see :mod:`.images`)."""
     from scipy import ndimage
 
     transform = np.eye(4) if matrix_lps is None else np.asarray(matrix_lps, dtype=float)

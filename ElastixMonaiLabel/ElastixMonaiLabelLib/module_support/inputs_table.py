@@ -14,7 +14,7 @@ from contextlib import nullcontext
 from typing import Any
 
 from ..errors import InputError
-from ..data.multimodal import canonical_channel, guess_modality
+from ..data.modalities import canonical_channel, guess_modality
 
 
 class InputsTable:

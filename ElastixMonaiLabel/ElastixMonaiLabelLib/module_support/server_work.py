@@ -25,7 +25,8 @@ import numpy as np
 from ..client.rest import MonaiLabelClient, ServerError
 from ..errors import InputError
 from ..data.images import grid_mismatch
-from ..data.multimodal import canonical_channel, case_id, read_case_volumes, write_case_volumes
+from ..data.modalities import canonical_channel
+from ..data.multimodal import case_id, read_case_volumes, write_case_volumes
 from ..runtime.processes import CancelToken
 from ..data.voxels import VoxelVolume
 

@@ -19,23 +19,11 @@ from ..errors import InputError, RegistrationError
 from ..data.images import write_volume
 from .parameter_files import ParameterMap, read_parameter_file, write_parameter_file
 from ..runtime.processes import CancelToken, run_process
+from .stages import log_tail, without_result_image
 
 LogCallback = Callable[[str], None]
 
 ENGINES = ("itk", "executable")
-
-
-def _log_tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def _no_result_image(stages: list[ParameterMap]) -> list[ParameterMap]:
-    # The core resamples with the converted transform itself (same result for both
-    # engines, and the written transform file is then what produced the volume).
-    return [{**stage, "WriteResultImage": ("false",)} for stage in stages]
 
 
 class ItkElastixEngine:
@@ -67,7 +55,7 @@ class ItkElastixEngine:
         import itk
 
         parameter_object = itk.ParameterObject.New()
-        for stage in _no_result_image(stages):
+        for stage in without_result_image(stages):
             parameter_object.AddParameterMap({key: tuple(values) for key, values in stage.items()})
         method = itk.ElastixRegistrationMethod.New(fixed, moving)
         method.SetParameterObject(parameter_object)
@@ -84,7 +72,7 @@ class ItkElastixEngine:
         try:
             method.Update()
         except RuntimeError as error:
-            raise RegistrationError(f"elastix failed: {error}\n{_log_tail(workdir / 'elastix.log')}") from error
+            raise RegistrationError(f"elastix failed: {error}\n{log_tail(workdir / 'elastix.log')}") from error
         finally:
             if log and (workdir / "elastix.log").exists():
                 for line in (workdir / "elastix.log").read_text(errors="replace").splitlines():
@@ -143,7 +131,7 @@ class ElastixExecutableEngine:
         return candidate
 
     def version(self) -> str:
-        return _executable_version(self.elastix, tuple(sorted((self.env or {}).items())))
+        return executable_version(self.elastix, tuple(sorted((self.env or {}).items())))
 
     def register(
         self,
@@ -161,7 +149,7 @@ class ElastixExecutableEngine:
         # Uncompressed NIfTI: quick to write, read by every elastix version.
         command = [self.elastix, "-f", write_volume(fixed, workdir / "fixed.nii", compress=False)]
         command += ["-m", write_volume(moving, workdir / "moving.nii", compress=False), "-out", workdir]
-        for index, stage in enumerate(_no_result_image(stages)):
+        for index, stage in enumerate(without_result_image(stages)):
             command += ["-p", write_parameter_file(stage, workdir / f"stage{index}.txt")]
         if fixed_mask is not None:
             command += ["-fMask", write_volume(fixed_mask, workdir / "fixed_mask.nii", compress=False)]
@@ -172,7 +160,7 @@ class ElastixExecutableEngine:
         code = run_process(command, log=log, cancel=cancel, cwd=workdir, env=self.env)
         results = [workdir / f"TransformParameters.{i}.txt" for i in range(len(stages))]
         if code != 0 or not all(path.exists() for path in results):
-            raise RegistrationError(f"elastix exited with code {code}:\n{_log_tail(workdir / 'elastix.log')}")
+            raise RegistrationError(f"elastix exited with code {code}:\n{log_tail(workdir / 'elastix.log')}")
         return [read_parameter_file(path) for path in results]
 
     def displacement_field(self, chain: list[ParameterMap], fixed: Any, *, workdir: Path) -> Any:
@@ -188,13 +176,14 @@ class ElastixExecutableEngine:
         code = run_process([self.transformix, "-def", "all", "-tp", previous, "-out", out], cwd=out, env=self.env)
         fields = sorted(out.glob("deformationField.*"))
         if code != 0 or not fields:
-            raise RegistrationError(f"transformix exited with code {code}:\n{_log_tail(out / 'transformix.log')}")
+            raise RegistrationError(f"transformix exited with code {code}:\n{log_tail(out / 'transformix.log')}")
         return itk.imread(str(fields[0]))
 
 
 @functools.lru_cache(maxsize=8)
-def _executable_version(elastix: str, env: tuple[tuple[str, str], ...]) -> str:
-    # Asked once per executable, not once per registration.
+def executable_version(elastix: str, env: tuple[tuple[str, str], ...] = ()) -> str:
+    """What ``elastix --version`` says, run with ``env`` (sorted items; empty: this environment). Asked once per
+    executable, not once per registration."""
     output = subprocess.run([elastix, "--version"], capture_output=True, text=True, check=False, env=dict(env) or None).stdout
     return output.strip() or "elastix (unknown version)"
 

@@ -65,7 +65,15 @@ def list_presets() -> list[Preset]:
 
 
 def default_preset() -> Preset:
+    """The preset ``presets.json`` marks ``"default": true``: the one place that says which it is."""
     return next(p for p in list_presets() if p.is_default)
+
+
+def resolve_preset(preset: Preset | str | Path | None) -> Preset:
+    """``preset`` itself, a preset by name or parameter file path(s) (:func:`get_preset`), or the default (None)."""
+    if isinstance(preset, Preset):
+        return preset
+    return get_preset(preset) if preset else default_preset()
 
 
 def get_preset(name: str | Path) -> Preset:

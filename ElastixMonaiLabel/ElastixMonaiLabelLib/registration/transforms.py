@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import RegistrationError
+from ..errors import InputError, RegistrationError
 from ..runtime.files import atomic_path, write_text
 from .parameter_files import ParameterMap
 
@@ -156,3 +156,16 @@ def write_itk_transform(transform: Any, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         itk.transformwrite([transform], str(tmp), compression=True)
     return Path(path)
+
+
+def load_transform(path: str | Path) -> Any:
+    """An ITK transform from a file the ``register`` command wrote (.tfm: linear, .h5: displacement field)."""
+    import itk
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "transform file not found")
+    if path.suffix == ".tfm":
+        return itk_affine(read_linear_transform(path))
+    transforms = itk.transformread(str(path))
+    return transforms[0] if len(transforms) == 1 else transforms

@@ -5,10 +5,11 @@ Slicer's Python has numpy and scipy but not itk, so the module cannot call the c
 (:func:`registration_work` is the function a ``jobs.ThreadJob`` runs):
 
 - ``executable``: the elastix/transformix executables (SlicerElastix's, found by the module)
-  run on NIfTI files written here with numpy. The steps follow ``registration.register_modality``
-  and reuse its parts (presets, resolution matching rules, role swap for a coarser moving
-  image, sampler for masks, progress from elastix's log, transform chain -> matrix, NMI report);
-  images are smoothed and resampled with scipy instead of itk. Nothing to install.
+  run on NIfTI files written here with numpy. The steps are those of
+  :func:`.itk_images.register_modality`, with its parts (presets, resolution matching rules,
+  :mod:`.stages`: role swap for a coarser moving image, sampler for masks, progress from
+  elastix's log; transform chain -> matrix; :mod:`.similarity` and :mod:`.report`); images are
+  smoothed and resampled with scipy instead of itk. Nothing to install.
 - ``itk``: the core's own command line (``python -m ElastixMonaiLabelLib --events register``)
   in a child process of Slicer's Python (PythonSlicer), which needs itk-elastix installed there.
 
@@ -31,21 +32,22 @@ from typing import Any
 
 import numpy as np
 
-from .transforms import chain_matrix, read_linear_transform
-from .engines import _executable_version, _log_tail, _no_result_image
-from ..errors import CancelledError, InputError, RegistrationError
 from ..data.images import grid_mismatch
-from ..runtime.jobs import JobEvent, registration_job
-from ..data.multimodal import check_modality_names
-from .parameter_files import read_parameter_file, write_parameter_file
-from .presets import Preset, get_preset, stages_are_linear
-from ..runtime.processes import CancelToken, run_process
-from .itk_images import _final_interpolation, _foreground, _ProgressFromLog, elastix_stages
-from .resolution import is_coarser, smoothing_sigmas
-from .similarity import normalized_mutual_information, similarity_verdict
+from ..data.modalities import check_modality_names
 from ..data.voxels import VoxelVolume, resample, smoothed
+from ..errors import CancelledError, InputError, RegistrationError
+from ..runtime.jobs import JobEvent, registration_job
+from ..runtime.processes import CancelToken, run_process
+from ..runtime.progress import JobReport, ProgressCallback, sub_progress
+from .engines import executable_version
+from .parameter_files import read_parameter_file, write_parameter_file
+from .presets import Preset, resolve_preset
+from .report import registration_report
+from .resolution import smoothing_sigmas
+from .similarity import SIMILARITY_STRIDE, before_after
+from .stages import elastix_stages, final_interpolation, log_handler, log_tail, swap_roles, without_result_image
+from .transforms import chain_matrix, read_linear_transform
 
-Report = Callable[..., None]  # report(fraction or None, message, kind="progress" | "log")
 SPLINE_ORDERS = {"nearest": 0, "linear": 1, "bspline": 3}
 
 
@@ -92,7 +94,7 @@ class RegistrationRequest:
     moving: Sequence[VoxelVolume]
     names: Sequence[str]  # reference first, then one per moving volume
     temporary: Path  # the work folder is made in it and removed before registration_work returns
-    preset: str = "brain-rigid"
+    preset: str | None = None  # None: the default preset (registration.presets.default_preset)
     engine: str = "executable"  # or "itk"
     mask: VoxelVolume | None = None
     elastix: str | None = None
@@ -131,11 +133,11 @@ def check_request(request: RegistrationRequest) -> list[str]:
         raise InputError("engine", "the executable engine needs the elastix and transformix executables")
     if request.engine == "itk" and not request.python:
         raise InputError("engine", "the itk engine needs a Python with itk-elastix to run the core's command line")
-    get_preset(request.preset)  # an unknown preset fails here
+    resolve_preset(request.preset)  # an unknown preset fails here
     return names
 
 
-def registration_work(request: RegistrationRequest, report: Report, cancel: CancelToken) -> list[RegistrationOutcome]:
+def registration_work(request: RegistrationRequest, report: JobReport, cancel: CancelToken) -> list[RegistrationOutcome]:
     """Register every moving volume (the body of the module's background job). The files live in a folder under
     ``request.temporary`` that is gone when this returns, however it ends: the results are in memory."""
     names = check_request(request)
@@ -148,18 +150,16 @@ def registration_work(request: RegistrationRequest, report: Report, cancel: Canc
         return _register_each(request, names, Path(folder), report, cancel)
 
 
-def _register_each(request: RegistrationRequest, names: list[str], workdir: Path, report: Report,
+def _register_each(request: RegistrationRequest, names: list[str], workdir: Path, report: JobReport,
                    cancel: CancelToken) -> list[RegistrationOutcome]:
     """Engine executable: each moving volume in its own folder under ``workdir``."""
-    preset = get_preset(request.preset)
+    preset = resolve_preset(request.preset)
     outcomes = []
     for index, (moving, name) in enumerate(zip(request.moving, names[1:])):
         cancel.raise_if_cancelled()
-
-        def progress(fraction: float, index: int = index, name: str = name) -> None:
-            report((index + fraction) / len(request.moving), f"{name} -> {names[0]}")
-
-        progress(0.0)
+        progress = sub_progress(report, index / len(request.moving), (index + 1) / len(request.moving),
+                                f"{name} -> {names[0]}")
+        progress(0.0, "")
         folder = workdir / name
         folder.mkdir(exist_ok=True)
         outcomes.append(register_with_executables(
@@ -171,55 +171,59 @@ def _register_each(request: RegistrationRequest, names: list[str], workdir: Path
     return outcomes
 
 
-def register_with_executables(
-    reference: VoxelVolume, moving: VoxelVolume, *, name: str, preset: Preset, elastix: str, transformix: str,
-    workdir: Path, env: dict[str, str] | None = None, mask: VoxelVolume | None = None,
-    log: Callable[[str], None] | None = None, progress: Callable[[float], None] | None = None,
-    cancel: CancelToken | None = None,
-) -> RegistrationOutcome:
-    """One moving volume onto the reference with the elastix executables (the steps of register_modality)."""
-    stages = preset.parameter_maps()
-    started = time.perf_counter()
-    # Like register_modality: both images at their common resolution for elastix; a coarser moving
-    # image (thick slices) becomes the fixed one for linear presets without a mask, the matrix inverted.
+def _run_elastix(reference: VoxelVolume, moving: VoxelVolume, stages: list, *, name: str, elastix: str, workdir: Path,
+                 env: dict[str, str] | None, mask: VoxelVolume | None, on_line: Callable[[str], None],
+                 cancel: CancelToken | None) -> tuple[list, bool]:
+    """The elastix executable on the two volumes at their common resolution (roles swapped for a coarser moving
+    image, as :func:`.stages.swap_roles` says) -> its transform chain and whether the roles were swapped."""
     fixed_input = smoothed(reference, smoothing_sigmas(reference, moving))
     moving_input = smoothed(moving, smoothing_sigmas(moving, reference))
-    swap = stages_are_linear(stages) and is_coarser(moving, reference) and mask is None
-    if swap:
+    swapped = swap_roles(stages, reference, moving, masked=mask is not None)
+    if swapped:
         fixed_input, moving_input = moving_input, fixed_input
     command = [elastix, "-f", fixed_input.write(workdir / "fixed.nii"), "-m", moving_input.write(workdir / "moving.nii"),
                "-out", workdir]
-    for index, stage in enumerate(elastix_stages(_no_result_image(stages), fixed_input, moving_input, mask is not None)):
+    for index, stage in enumerate(elastix_stages(without_result_image(stages), fixed_input, moving_input, mask is not None)):
         command += ["-p", write_parameter_file(stage, workdir / f"stage{index}.txt")]
     if mask is not None:
         command += ["-fMask", mask.write(workdir / "mask.nii", dtype=np.uint8)]
-    handlers = [h for h in (log, _ProgressFromLog(stages, progress) if progress else None) if h]
-    code = run_process([str(c) for c in command], log=lambda line: [h(line) for h in handlers], cancel=cancel,
-                       cwd=workdir, env=env)
+    code = run_process([str(c) for c in command], log=on_line, cancel=cancel, cwd=workdir, env=env)
     results = [workdir / f"TransformParameters.{i}.txt" for i in range(len(stages))]
     if code != 0 or not all(path.exists() for path in results):
-        raise RegistrationError(f"{name}: elastix exited with code {code}:\n{_log_tail(workdir / 'elastix.log')}")
-    chain = [read_parameter_file(path) for path in results]
+        raise RegistrationError(f"{name}: elastix exited with code {code}:\n{log_tail(workdir / 'elastix.log')}")
+    return [read_parameter_file(path) for path in results], swapped
+
+
+def register_with_executables(
+    reference: VoxelVolume, moving: VoxelVolume, *, name: str, preset: Preset, elastix: str, transformix: str,
+    workdir: Path, env: dict[str, str] | None = None, mask: VoxelVolume | None = None,
+    log: Callable[[str], None] | None = None, progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> RegistrationOutcome:
+    """One moving volume onto the reference with the elastix executables (the steps of
+    :func:`.itk_images.register_modality`, on voxel arrays with scipy instead of itk)."""
+    stages = preset.parameter_maps()
+    started = time.perf_counter()
+    message = f"registering {name}"
+    chain, swapped = _run_elastix(reference, moving, stages, name=name, elastix=elastix, workdir=workdir, env=env,
+                                  mask=mask, on_line=log_handler(stages, log, progress, message), cancel=cancel)
     elastix_seconds = time.perf_counter() - started
     matrix = chain_matrix(chain)
     field = None
     if matrix is not None:
-        matrix = np.linalg.inv(matrix) if swap else matrix
-        order = SPLINE_ORDERS[_final_interpolation(stages)]
+        matrix = np.linalg.inv(matrix) if swapped else matrix
+        order = SPLINE_ORDERS[final_interpolation(stages)]
         registered = VoxelVolume(resample(moving, reference, matrix, order=order), reference.ijk_to_ras)
     else:
         registered, field = _transformix(chain, moving, reference, transformix, env, workdir, cancel)
-    report = similarity_verdict(*nmi_before_after(reference, moving, registered, mask), matrix, reference)
-    report.update({
-        "modality": name, "preset": preset.name, "stages": [stage["Transform"][0] for stage in chain],
-        "engine": "executable", "engine_version": _executable_version(elastix, tuple(sorted((env or {}).items()))),
-        "resolution_matched": True, "roles_swapped": bool(swap),
-        "time_registration_s": round(elastix_seconds, 3), "time_total_s": round(time.perf_counter() - started, 3),
-        "transform_kind": "linear" if matrix is not None else "displacement_field",
-        "matrix_lps": matrix.tolist() if matrix is not None else None,
-    })
+    version = executable_version(elastix, tuple(sorted((env or {}).items())))
+    report = registration_report(
+        name, preset.name, chain, engine="executable", engine_version=version, threads=None, resolution_matched=True,
+        roles_swapped=swapped, started=started, elastix_seconds=elastix_seconds,
+        similarity=nmi_before_after(reference, moving, registered, mask), matrix=matrix, reference=reference,
+    )
     if progress:
-        progress(1.0)
+        progress(1.0, message)
     return RegistrationOutcome(name, registered, report, matrix, field)
 
 
@@ -240,7 +244,7 @@ def _transformix(chain, moving: VoxelVolume, reference: VoxelVolume, transformix
                        cancel=cancel, cwd=out, env=env)
     fields, results = sorted(out.glob("deformationField.mhd")), sorted(out.glob("result.mhd"))
     if code != 0 or not fields or not results:
-        raise RegistrationError(f"transformix exited with code {code}:\n{_log_tail(out / 'transformix.log')}")
+        raise RegistrationError(f"transformix exited with code {code}:\n{log_tail(out / 'transformix.log')}")
     return VoxelVolume(read_metaimage(results[0]), reference.ijk_to_ras), DisplacementField.read(fields[0])
 
 
@@ -270,15 +274,15 @@ def read_metaimage(path: Path) -> np.ndarray:
 
 def nmi_before_after(reference: VoxelVolume, moving: VoxelVolume, registered: VoxelVolume,
                      mask: VoxelVolume | None) -> tuple[float, float, str]:
-    """NMI before (header alignment) and after, and the region, on every other voxel (as registration._similarity_report)."""
-    coarse = reference.strided(2)
-    region = _foreground(coarse.array, mask.array[::2, ::2, ::2] if mask is not None else None)
-    before = normalized_mutual_information(coarse.array, resample(moving, coarse), region)
-    after = normalized_mutual_information(coarse.array, registered.array[::2, ::2, ::2], region)
-    return before, after, "reference mask" if mask is not None else "reference foreground"
+    """NMI before (header alignment) and after, and the region, on every :data:`.similarity.SIMILARITY_STRIDE`-th
+    voxel (as :func:`.itk_images.similarity_before_after`)."""
+    step = SIMILARITY_STRIDE
+    coarse = reference.strided(step)
+    mask_array = mask.array[::step, ::step, ::step] if mask is not None else None
+    return before_after(coarse.array, resample(moving, coarse), registered.array[::step, ::step, ::step], mask_array)
 
 
-def _run_core_command_line(request: RegistrationRequest, names: list[str], workdir: Path, report: Report,
+def _run_core_command_line(request: RegistrationRequest, names: list[str], workdir: Path, report: JobReport,
                            cancel: CancelToken) -> list[RegistrationOutcome]:
     """Engine itk: the core's ``register`` command in a child process (files under ``workdir``), its events passed on."""
     inputs = workdir / "inputs"
@@ -314,7 +318,7 @@ def _run_core_command_line(request: RegistrationRequest, names: list[str], workd
     return outcomes
 
 
-def _forward(event: JobEvent, report: Report) -> None:
+def _forward(event: JobEvent, report: JobReport) -> None:
     if event.kind == "progress":
         report(event.fraction, event.message)
     elif event.kind == "log":

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..errors import CancelledError
 from .processes import BackgroundProcess, CancelToken
+from .progress import JobReport
 
 EVENT_PREFIX = "@elastix-monailabel "
 
@@ -137,13 +138,13 @@ class ProcessJob:
 
 class ThreadJob:
     """``function(report, cancel)`` on a daemon thread; ``report(fraction, message)`` feeds progress events
-    (``report(None, line, "log")`` a log line).
+    (``report(None, line, "log")`` a log line: a :class:`.progress.JobReport`).
 
     For network calls: the GUI stays responsive while a request waits for the server.
     ``cancel`` sets the token the function is given; a function that checks it stops early.
     """
 
-    def __init__(self, function: Callable[[Callable[[float, str], None], CancelToken], Any], name: str = "job") -> None:
+    def __init__(self, function: Callable[[JobReport, CancelToken], Any], name: str = "job") -> None:
         self._events: queue.Queue[JobEvent] = queue.Queue()
         self._token = CancelToken()
         self.result: Any = None

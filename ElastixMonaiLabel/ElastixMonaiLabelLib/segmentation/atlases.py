@@ -30,12 +30,12 @@ from ..data.geometry import grid_like
 from ..data.images import image_from_array
 from .label_fusion import fuse_with_intensities
 from ..data.labels import SYNTHSEG_FREESURFER_IDS, freesurfer_to_values
+from ..data.modalities import CONTRASTS
 from ..data.multimodal import pick_channel
 from ..runtime.processes import CancelToken
 from ..registration.itk_images import register_modality, warp_labels
 from ..synthetic.sample_data import SubjectSpec, generate_subject, label_map_paths
 
-CONTRASTS = ("t1", "t2", "flair")
 # Atlases made from the first 12 shipped label maps: on real scans (benchmarks/real_segmentation.py)
 # 12 gained 0.01-0.02 mean Dice over 8 and 16 gained nothing more; maps 13-16 stay unseen by the
 # default model, for generated test subjects.

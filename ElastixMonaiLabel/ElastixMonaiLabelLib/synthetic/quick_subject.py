@@ -1,11 +1,11 @@
 """A multimodal sample subject made with numpy and scipy alone, for inside 3D Slicer.
 
-sampledata.py makes the project's sample subjects with itk, which Slicer's Python does not
+sample_data.py makes the project's sample subjects with itk, which Slicer's Python does not
 have. This generator follows the same recipe on arrays (a shipped SynthSeg label map, its
 tissue classes given T1-, T2- and FLAIR-like intensities, a known random rigid motion per
 moving modality, blur, a smooth bias field, noise) and returns volumes in memory, so that the
 Slicer module's self-test and its Sample Data entry need nothing beyond Slicer. It reuses
-sampledata's tissue intensities, bias field and motion model; it has no thick slices and no
+sample_data's tissue intensities, bias field and motion model; it has no thick slices and no
 lesions.
 """
 
@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..data.labels import brain_mask_from_freesurfer
+from ..data.modalities import CONTRASTS
 from ..data.nifti import read_nifti
-from .sample_data import MODALITIES, _bias_field, _class_means, _priors, label_map_paths, random_rigid, rigid_matrix
 from ..data.voxels import VoxelVolume, resample
+from .sample_data import bias_field, class_means, label_map_paths, random_rigid, rigid_matrix, tissue_classes
 
 
 @dataclass
@@ -57,7 +58,7 @@ def grid_over(volume: VoxelVolume, spacing_mm: float) -> np.ndarray:
     return matrix, tuple(int(n) for n in size[::-1])
 
 
-def make_quick_subject(seed: int = 3, spacing_mm: float = 3.0, modalities: tuple[str, ...] = MODALITIES,
+def make_quick_subject(seed: int = 3, spacing_mm: float = 3.0, modalities: tuple[str, ...] = CONTRASTS,
                        max_rotation_deg: float = 10.0, max_translation_mm: float = 10.0,
                        noise_percent: float = 2.0, bias_strength: float = 0.1) -> QuickSubject:
     """A subject whose first modality is the reference; the others are moved by known rigid transforms."""
@@ -68,26 +69,23 @@ def make_quick_subject(seed: int = 3, spacing_mm: float = 3.0, modalities: tuple
     label_path = maps[seed % len(maps)]
     source = read_nifti(label_path)
     source_volume = VoxelVolume(source.array, source.ijk_to_ras)
-    # Anatomy at half the target spacing (>= 1 mm), as sampledata.py: enough for partial volume.
+    # Anatomy at half the target spacing (>= 1 mm), as sample_data.py: enough for partial volume.
     fine_spacing = max(1.0, spacing_mm / 2)
     fine_matrix, fine_shape = grid_over(source_volume, fine_spacing)
     labels = resample(VoxelVolume(source.array.astype(np.float32), source.ijk_to_ras),
                       VoxelVolume(np.zeros(fine_shape, np.uint8), fine_matrix), order=0).astype(np.int32)
-    priors = _priors()
-    class_of_label = np.zeros(max(int(labels.max()), int(priors["labels"].max())) + 1, dtype=np.int32)
-    class_of_label[priors["labels"]] = priors["classes"]
-    classes = class_of_label[labels]
-    means = _class_means(rng)
+    classes = tissue_classes(labels)
+    means = class_means(rng)
 
     reference_matrix, reference_shape = grid_over(source_volume, spacing_mm)
     reference_grid = VoxelVolume(np.zeros(reference_shape, np.float32), reference_matrix)
     middle = (np.array(reference_shape[::-1], dtype=float) - 1) / 2
     center = (reference_grid.ijk_to_lps @ [*middle, 1.0])[:3]
-    # Gaussian slice profile (FWHM = the target spacing), in voxels of the fine grid, plus sampledata's 0.5.
+    # Gaussian slice profile (FWHM = the target spacing), in voxels of the fine grid, plus sample_data's 0.5.
     sigma = math.sqrt(max(spacing_mm**2 - fine_spacing**2, 0.0)) / 2.3548 / fine_spacing + 0.5
     volumes, truth = {}, {}
     for modality in modalities:
-        contrast = MODALITIES.index(modality)
+        contrast = CONTRASTS.index(modality)
         texture = rng.normal(1.0, 0.03, size=classes.shape).astype(np.float32)
         anatomy = ndimage.gaussian_filter((means[classes, contrast] * texture).astype(np.float32), sigma)
         if modality == modalities[0]:
@@ -96,7 +94,7 @@ def make_quick_subject(seed: int = 3, spacing_mm: float = 3.0, modalities: tuple
             matrix = rigid_matrix(*random_rigid(rng, max_rotation_deg, max_translation_mm), center)
         # The scanner sees the head moved: its voxel at point y shows the anatomy at T^-1(y).
         values = resample(VoxelVolume(anatomy, fine_matrix), reference_grid, np.linalg.inv(matrix), order=1)
-        values *= _bias_field(values.shape, rng, bias_strength)
+        values *= bias_field(values.shape, rng, bias_strength)
         values += rng.normal(0, noise_percent / 100 * means[2, contrast], size=values.shape).astype(np.float32)
         volumes[modality] = VoxelVolume(np.clip(values, 0, None).astype(np.float32), reference_matrix)
         truth[modality] = matrix

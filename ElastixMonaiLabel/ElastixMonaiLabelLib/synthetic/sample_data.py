@@ -19,14 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from ..data.geometry import grid_like, image_centre, image_ijk_to_lps
+from ..data.images import image_from_array, resample, write_volume
+from ..data.labels import brain_mask_from_freesurfer
+from ..data.modalities import CONTRASTS
 from ..registration.transforms import itk_affine, write_linear_transform
 from ..runtime.files import ensure_output_dir, write_text
-from ..data.geometry import grid_like, image_centre, image_ijk_to_lps
-from ..data.images import image_from_array, write_volume
-from ..data.labels import brain_mask_from_freesurfer
 from ..runtime.resources import resource_path
-
-MODALITIES = ("t1", "t2", "flair")
 
 # Mean intensity per SynthSeg contrast-specific generation class (25 classes, see
 # Resources/SynthSeg/priors). T1 means of brain classes come from SynthSeg's T1
@@ -52,7 +51,8 @@ _BRAIN_CLASS_MEANS = {
 _LESION_MEANS = (112.0, 185.0, 215.0)
 
 
-def _priors() -> dict[str, np.ndarray]:
+def synthseg_priors() -> dict[str, np.ndarray]:
+    """SynthSeg's generation priors: label ids, their contrast-specific tissue class, and the T1 class means."""
     folder = resource_path("SynthSeg", "priors")
     return {
         "labels": np.load(folder / "generation_labels.npy").astype(int),
@@ -61,14 +61,22 @@ def _priors() -> dict[str, np.ndarray]:
     }
 
 
+def tissue_classes(labels: np.ndarray) -> np.ndarray:
+    """The SynthSeg generation class of each voxel of a FreeSurfer-id label map (unknown ids: class 0)."""
+    priors = synthseg_priors()
+    class_of_label = np.zeros(max(int(labels.max()), int(priors["labels"].max())) + 1, dtype=np.int32)
+    class_of_label[priors["labels"]] = priors["classes"]
+    return class_of_label[labels]
+
+
 def label_map_paths() -> list[Path]:
     """The SynthSeg training label maps shipped with the project."""
     return sorted(resource_path("SynthSeg", "label_maps").glob("*.nii.gz"))
 
 
-def _class_means(rng: np.random.Generator) -> np.ndarray:
+def class_means(rng: np.random.Generator) -> np.ndarray:
     """(n_classes, 3) mean intensity per class and contrast, with per-subject jitter."""
-    priors = _priors()
+    priors = synthseg_priors()
     n_classes = int(priors["classes"].max()) + 1
     means = np.zeros((n_classes, 3))
     # Extra-cerebral classes (skull, scalp, fat...): fixed per contrast so the head looks
@@ -79,7 +87,7 @@ def _class_means(rng: np.random.Generator) -> np.ndarray:
     return means * rng.uniform(0.93, 1.07, size=means.shape)
 
 
-def _bias_field(shape: tuple[int, ...], rng: np.random.Generator, strength: float) -> np.ndarray:
+def bias_field(shape: tuple[int, ...], rng: np.random.Generator, strength: float) -> np.ndarray:
     """exp of a random cubic polynomial over the volume: smooth and low-frequency.
 
     ``strength`` is the standard deviation of the log field over the volume
@@ -145,7 +153,7 @@ class SubjectSpec:
     seed: int = 0
     spacing_mm: float = 2.0
     label_map: str | None = None  # path; default: one of the shipped maps chosen by the seed
-    modalities: tuple[str, ...] = MODALITIES
+    modalities: tuple[str, ...] = CONTRASTS
     reference: str = "t1"
     thick_slice_mm: dict[str, float] | None = None  # e.g. {"flair": 5.0}: slice thickness of a modality
     max_rotation_deg: float = 10.0
@@ -167,102 +175,120 @@ def _smooth_for(anatomy_spacing: np.ndarray, target_spacing: np.ndarray) -> np.n
     return fwhm / 2.3548 / anatomy_spacing
 
 
+@dataclass
+class _Anatomy:
+    """The subject's anatomy at the synthesis spacing: FreeSurfer labels, tissue classes, lesions, class means."""
+
+    source: Any  # the label map as read (its grid defines the subject's extent)
+    labels_fine: Any  # the labels on the synthesis grid (an ITK image)
+    classes: np.ndarray
+    means: np.ndarray
+    lesion_mask: np.ndarray | None
+    extent_mm: np.ndarray
+
+
+def _anatomy(spec: SubjectSpec, label_path: Path, rng: np.random.Generator) -> _Anatomy:
+    """Labels on a grid of up to half the target spacing (>= 1 mm): fine enough for partial volume,
+    and keeps 2-3 mm test subjects fast."""
+    import itk
+
+    source = itk.imread(str(label_path), itk.US)
+    synth_spacing = max(1.0, spec.spacing_mm / 2)
+    extent = np.array(source.GetSpacing()) * np.array(source.GetLargestPossibleRegion().GetSize())
+    labels_fine = resample(source, None, grid_like(source, (synth_spacing,) * 3, extent), "nearest")
+    labels = itk.array_from_image(labels_fine).astype(np.int32)
+    classes = tissue_classes(labels)
+    means = class_means(rng)
+    lesion_mask = _lesions(labels, rng, spec.lesions) if spec.lesions else None
+    return _Anatomy(source, labels_fine, classes, means, lesion_mask, extent)
+
+
+def _tissue(anatomy: _Anatomy, contrast: int, rng: np.random.Generator) -> np.ndarray:
+    """The anatomy's intensities for one contrast (class means with a 3 % texture; lesions bright or dark)."""
+    texture = rng.normal(1.0, 0.03, size=anatomy.classes.shape).astype(np.float32)
+    values = (anatomy.means[anatomy.classes, contrast] * texture).astype(np.float32)
+    if anatomy.lesion_mask is not None:
+        values[anatomy.lesion_mask] = _LESION_MEANS[contrast] * rng.uniform(0.95, 1.05)
+    return values
+
+
+def _scan(spec: SubjectSpec, anatomy: _Anatomy, values: np.ndarray, contrast: int, matrix: np.ndarray | None, grid: Any,
+          rng: np.random.Generator) -> Any:
+    """What the scanner records: the tissue ``values`` moved by ``matrix`` (None: the reference, not moved),
+    blurred with the slice profile of ``grid``'s spacing, sampled on ``grid``, with a bias field and noise."""
+    import itk
+    from scipy import ndimage
+
+    fine = anatomy.labels_fine
+    # The scanner sees the head moved: its voxel at point y shows the anatomy at
+    # T^-1(y), T = reference -> modality. Move first, then blur with the slice
+    # profile along the scanner's own axes, then sample its grid.
+    if matrix is not None:
+        values = itk.array_from_image(resample(image_from_array(values, fine), itk_affine(np.linalg.inv(matrix)), fine))
+    # itk arrays are (k, j, i): reverse the per-axis sigmas.
+    sigma = _smooth_for(np.array(fine.GetSpacing()), np.array(grid.GetSpacing())) + 0.5
+    blurred = ndimage.gaussian_filter(values, sigma=sigma[::-1])
+    volume = resample(image_from_array(blurred.astype(np.float32), fine), None, grid)
+    values = itk.array_from_image(volume)
+    values *= bias_field(values.shape, rng, spec.bias_strength)
+    values += rng.normal(0, spec.noise_percent / 100 * anatomy.means[2, contrast], size=values.shape).astype(np.float32)
+    return image_from_array(np.clip(values, 0, None).astype(np.float32), volume)
+
+
+def _modality(spec: SubjectSpec, anatomy: _Anatomy, modality: str, reference_grid: Any, center: np.ndarray,
+              out_dir: Path, rng: np.random.Generator) -> dict[str, Any]:
+    """Write one modality (its scan and, for a moving one, its true transform); return its description."""
+    contrast = CONTRASTS.index(modality)
+    values = _tissue(anatomy, contrast, rng)  # the random draws keep their order: a seed gives the same subject
+    spacing = np.full(3, spec.spacing_mm)
+    if modality in (spec.thick_slice_mm or {}):
+        spacing[_slice_axis(reference_grid)] = spec.thick_slice_mm[modality]
+    if modality == spec.reference:
+        matrix, rotation, translation, grid = np.eye(4), np.zeros(3), np.zeros(3), reference_grid
+    else:
+        rotation, translation = random_rigid(rng, spec.max_rotation_deg, spec.max_translation_mm)
+        matrix = rigid_matrix(rotation, translation, center)
+        grid = grid_like(anatomy.source, tuple(spacing), anatomy.extent_mm)
+    file_name = f"{modality}.nii.gz"
+    scan = _scan(spec, anatomy, values, contrast, None if modality == spec.reference else matrix, grid, rng)
+    write_volume(scan, out_dir / file_name)
+    entry = {
+        "file": file_name,
+        "spacing_mm": [float(s) for s in spacing],
+        "size": [int(s) for s in grid.GetLargestPossibleRegion().GetSize()],
+        "rotation_deg": float(np.degrees(np.linalg.norm(rotation))),
+        "rotation_vector_rad": rotation.tolist(),
+        "translation_mm": translation.tolist(),
+        "center_lps": center.tolist(),
+        "matrix_lps": matrix.tolist(),
+    }
+    if modality != spec.reference:
+        entry["transform_file"] = f"truth/{modality}_to_{spec.reference}.tfm"
+        ensure_output_dir(out_dir / "truth")
+        write_linear_transform(matrix, out_dir / entry["transform_file"])
+    return entry
+
+
 def generate_subject(spec: SubjectSpec, out_dir: str | Path) -> dict[str, Any]:
     """Write a multimodal subject and its ground truth to ``out_dir``; return the subject description."""
     import itk
-    from scipy import ndimage
 
     out_dir = ensure_output_dir(out_dir)
     rng = np.random.default_rng(spec.seed)
     maps = label_map_paths()
     label_path = Path(spec.label_map) if spec.label_map else maps[spec.seed % len(maps)]
-    source = itk.imread(str(label_path), itk.US)
-
-    # Synthesise at up to half the target spacing (>= 1 mm): fine enough for partial
-    # volume, and keeps 2-3 mm test subjects fast.
-    synth_spacing = max(1.0, spec.spacing_mm / 2)
-    extent = np.array(source.GetSpacing()) * np.array(source.GetLargestPossibleRegion().GetSize())
-    anatomy_grid = grid_like(source, (synth_spacing,) * 3, extent)
-    labels_fine = itk.resample_image_filter(
-        source, use_reference_image=True, reference_image=anatomy_grid,
-        interpolator=itk.NearestNeighborInterpolateImageFunction[type(source), itk.D].New(),
-    )
-    labels = itk.array_from_image(labels_fine).astype(np.int32)
-
-    priors = _priors()
-    class_of_label = np.zeros(max(int(labels.max()), int(priors["labels"].max())) + 1, dtype=np.int32)
-    class_of_label[priors["labels"]] = priors["classes"]
-    classes = class_of_label[labels]
-    means = _class_means(rng)
-    lesion_mask = _lesions(labels, rng, spec.lesions) if spec.lesions else None
-
-    reference_grid = grid_like(source, (spec.spacing_mm,) * 3, extent)
+    anatomy = _anatomy(spec, label_path, rng)
+    reference_grid = grid_like(anatomy.source, (spec.spacing_mm,) * 3, anatomy.extent_mm)
     center = image_centre(reference_grid)
-    anatomy_spacing = np.full(3, synth_spacing)
-    thick = spec.thick_slice_mm or {}
     description: dict[str, Any] = {
         "seed": spec.seed,
         "label_map": label_path.name,
         "spacing_mm": spec.spacing_mm,
         "reference": spec.reference,
         "convention": "matrix_lps maps reference (fixed) LPS points to the modality's LPS points (ITK resampling direction)",
-        "modalities": {},
+        "modalities": {m: _modality(spec, anatomy, m, reference_grid, center, out_dir, rng) for m in spec.modalities},
     }
-    for modality in spec.modalities:
-        contrast = MODALITIES.index(modality)
-        texture = rng.normal(1.0, 0.03, size=classes.shape).astype(np.float32)
-        anatomy = (means[classes, contrast] * texture).astype(np.float32)
-        if lesion_mask is not None:
-            anatomy[lesion_mask] = _LESION_MEANS[contrast] * rng.uniform(0.95, 1.05)
-        spacing = np.full(3, spec.spacing_mm)
-        if modality in thick:
-            spacing[_slice_axis(reference_grid)] = thick[modality]
-        if modality == spec.reference:
-            matrix, rotation, translation = np.eye(4), np.zeros(3), np.zeros(3)
-            grid = reference_grid
-        else:
-            rotation, translation = random_rigid(rng, spec.max_rotation_deg, spec.max_translation_mm)
-            matrix = rigid_matrix(rotation, translation, center)
-            grid = grid_like(source, tuple(spacing), extent)
-        # The scanner sees the head moved: its voxel at point y shows the anatomy at
-        # T^-1(y), T = reference -> modality. Move first, then blur with the slice
-        # profile along the scanner's own axes, then sample its grid.
-        moved = itk.array_from_image(itk.resample_image_filter(
-            image_from_array(anatomy, labels_fine), transform=itk_affine(np.linalg.inv(matrix)),
-            use_reference_image=True, reference_image=labels_fine,
-        )) if modality != spec.reference else anatomy
-        # itk arrays are (k, j, i): reverse the per-axis sigmas.
-        blurred = ndimage.gaussian_filter(moved, sigma=(_smooth_for(anatomy_spacing, spacing) + 0.5)[::-1])
-        volume = itk.resample_image_filter(
-            image_from_array(blurred.astype(np.float32), labels_fine), use_reference_image=True, reference_image=grid,
-        )
-        values = itk.array_from_image(volume)
-        values *= _bias_field(values.shape, rng, spec.bias_strength)
-        white_level = means[2, contrast]
-        values += rng.normal(0, spec.noise_percent / 100 * white_level, size=values.shape).astype(np.float32)
-        values = np.clip(values, 0, None).astype(np.float32)
-        file_name = f"{modality}.nii.gz"
-        write_volume(image_from_array(values, volume), out_dir / file_name)
-        entry = {
-            "file": file_name,
-            "spacing_mm": [float(s) for s in spacing],
-            "size": [int(s) for s in grid.GetLargestPossibleRegion().GetSize()],
-            "rotation_deg": float(np.degrees(np.linalg.norm(rotation))),
-            "rotation_vector_rad": rotation.tolist(),
-            "translation_mm": translation.tolist(),
-            "center_lps": center.tolist(),
-            "matrix_lps": matrix.tolist(),
-        }
-        if modality != spec.reference:
-            entry["transform_file"] = f"truth/{modality}_to_{spec.reference}.tfm"
-            ensure_output_dir(out_dir / "truth")
-            write_linear_transform(matrix, out_dir / entry["transform_file"])
-        description["modalities"][modality] = entry
-
-    reference_labels = itk.resample_image_filter(
-        source, use_reference_image=True, reference_image=reference_grid,
-        interpolator=itk.NearestNeighborInterpolateImageFunction[type(source), itk.D].New(),
-    )
+    reference_labels = resample(anatomy.source, None, reference_grid, "nearest")
     write_volume(reference_labels, out_dir / "labels.nii.gz")
     brain = brain_mask_from_freesurfer(itk.array_view_from_image(reference_labels)).astype(np.uint8)
     write_volume(image_from_array(brain, reference_labels), out_dir / "brain_mask.nii.gz")

@@ -9,15 +9,16 @@ from typing import Any
 
 import numpy as np
 
-from ..segmentation.atlases import DEFAULT_ATLASES
-from ..registration.transforms import itk_affine
-from ..synthetic.evaluation import registration_error
-from ..runtime.files import ensure_output_dir, write_text
 from ..data.geometry import voxel_points
-from ..data.images import read_volume
+from ..data.images import resample
+from ..registration.presets import default_preset
+from ..runtime.files import ensure_output_dir, write_text
 from ..runtime.processes import CancelToken
-from ..registration.itk_images import register_files, resample
+from ..runtime.progress import ProgressCallback
+from ..segmentation.atlases import DEFAULT_ATLASES
+from ..synthetic.evaluation import registration_error
 from ..synthetic.sample_data import SubjectSpec, generate_subject
+from .register import Registered, RegistrationInputs, read_inputs, register_inputs
 
 # Seed 13 makes the sample subject from label map 14, which no atlas of the default model is made from.
 DEMO_SEED = 13
@@ -31,66 +32,37 @@ def run_demo(
     segment: bool = True,
     atlases: int = DEFAULT_ATLASES,
     cancel: CancelToken | None = None,
-    progress_bar: Callable[[str], tuple[Any, Callable[[float, str], None]]] | None = None,
+    progress_bar: Callable[[str], tuple[Any, ProgressCallback]] | None = None,
 ) -> dict[str, Any]:
     """Run the demo into ``out`` and return its summary (also written to ``summary.json``).
 
     With ``segment``, a local MONAI Label server (this project's app, 127.0.0.1) segments
     the co-registered stack; the default seed's label map is not one of the atlases.
     """
-    import itk
-
-    from .figures import overlay_figure
-
     out = ensure_output_dir(out).resolve()  # the server runs elsewhere: it is handed absolute paths only
     subject_dir, registered_dir = out / "subject", out / "registered"
     steps = 5 if segment else 3
     print(f"1/{steps} generating a sample subject ({spacing_mm:g} mm, FLAIR with 5 mm slices) in {subject_dir}")
     subject = generate_subject(SubjectSpec(seed=seed, spacing_mm=spacing_mm, thick_slice_mm={"flair": 5.0}), subject_dir)
 
-    print(f"2/{steps} co-registering T2 and FLAIR to T1 with elastix (preset brain-rigid)")
+    print(f"2/{steps} co-registering T2 and FLAIR to T1 with elastix (preset {default_preset().name})")
+    inputs = read_inputs(subject_dir / "t1.nii.gz", [subject_dir / "t2.nii.gz", subject_dir / "flair.nii.gz"])
     bar, update = progress_bar("registering") if progress_bar else (None, None)
     try:
-        written = register_files(
-            subject_dir / "t1.nii.gz", [subject_dir / "t2.nii.gz", subject_dir / "flair.nii.gz"], registered_dir,
-            progress=update, cancel=cancel,
-        )
+        registered = register_inputs(inputs, registered_dir, progress=update, cancel=cancel)
     finally:
         if bar is not None:
             bar.close()
 
     print(f"3/{steps} measuring the error against the known misalignment and drawing overlays")
-    reference = read_volume(subject_dir / "t1.nii.gz")
-    brain = itk.array_from_image(itk.imread(str(subject_dir / "brain_mask.nii.gz"))) > 0
-    points = voxel_points(reference, brain)
-    rows, summary = [], {"subject": str(subject_dir), "registered": str(registered_dir), "modalities": {}}
-    for modality, paths in zip(("t2", "flair"), written):
-        report = json.loads(paths["report"].read_text())
-        truth = np.array(subject["modalities"][modality]["matrix_lps"])
-        error = registration_error(np.array(report["matrix_lps"]), truth, points)
-        moving = read_volume(subject_dir / f"{modality}.nii.gz")
-        before = resample(moving, itk_affine(np.eye(4)), reference, "linear")
-        rows.append((modality.upper(), before, read_volume(paths["volume"])))
-        summary["modalities"][modality] = {
-            "misalignment_rotation_deg": round(subject["modalities"][modality]["rotation_deg"], 2),
-            "misalignment_translation_mm": round(float(np.linalg.norm(subject["modalities"][modality]["translation_mm"])), 2),
-            "error_mean_mm": round(error["mean_mm"], 3),
-            "error_p95_mm": round(error["p95_mm"], 3),
-            "time_s": report["time_total_s"],
-            "files": {key: str(path) for key, path in paths.items()},
-        }
-        print(
-            f"    {modality}: misaligned by {summary['modalities'][modality]['misalignment_rotation_deg']} deg / "
-            f"{summary['modalities'][modality]['misalignment_translation_mm']} mm; after registration the error over "
-            f"brain voxels is {error['mean_mm']:.2f} mm mean, {error['p95_mm']:.2f} mm p95 ({report['time_total_s']:.1f} s)"
-        )
-    picture = overlay_figure(reference, rows, out / "overlay.png", title="T1 (green) vs modality (magenta): before | after")
-    summary["overlay"] = str(picture)
+    summary = {"subject": str(subject_dir), "registered": str(registered_dir),
+               "modalities": _measure(subject_dir, subject, inputs, registered, out / "overlay.png")}
+    summary["overlay"] = str(out / "overlay.png")
     if segment:
-        summary["segmentation"] = _segment_through_server(out, subject_dir, reference, written, atlases, steps)
+        summary["segmentation"] = _segment_through_server(out, subject_dir, inputs, registered, atlases, steps)
     write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     print(f"\nDone. Outputs in {out.resolve()}:")
-    print(f"  {picture.resolve()}  (before/after overlays)")
+    print(f"  {(out / 'overlay.png').resolve()}  (before/after overlays)")
     if segment:
         print(f"  {Path(summary['segmentation']['picture']).resolve()}  (segmentation with names and colours)")
         print(f"  {Path(summary['segmentation']['label_map']).resolve()}  (label map, values 1..32, see labels in summary.json)")
@@ -99,8 +71,39 @@ def run_demo(
     return summary
 
 
+def _measure(subject_dir: Path, subject: dict[str, Any], inputs: RegistrationInputs, registered: list[Registered],
+             picture: Path) -> dict[str, Any]:
+    """Step 3: each modality's error against the known misalignment (brain voxels), and the before/after overlays."""
+    import itk
+
+    from .figures import overlay_figure
+
+    brain = itk.array_from_image(itk.imread(str(subject_dir / "brain_mask.nii.gz"))) > 0
+    points = voxel_points(inputs.reference, brain)
+    rows, measured = [], {}
+    for moving, done in zip(inputs.moving, registered):
+        modality, report, truth = moving.name, done.result.report, subject["modalities"][moving.name]
+        error = registration_error(np.array(report["matrix_lps"]), np.array(truth["matrix_lps"]), points)
+        rows.append((modality.upper(), resample(moving.image, None, inputs.reference, "linear"), done.result.registered))
+        measured[modality] = {
+            "misalignment_rotation_deg": round(truth["rotation_deg"], 2),
+            "misalignment_translation_mm": round(float(np.linalg.norm(truth["translation_mm"])), 2),
+            "error_mean_mm": round(error["mean_mm"], 3),
+            "error_p95_mm": round(error["p95_mm"], 3),
+            "time_s": report["time_total_s"],
+            "files": {key: str(path) for key, path in done.files.items()},
+        }
+        print(
+            f"    {modality}: misaligned by {measured[modality]['misalignment_rotation_deg']} deg / "
+            f"{measured[modality]['misalignment_translation_mm']} mm; after registration the error over "
+            f"brain voxels is {error['mean_mm']:.2f} mm mean, {error['p95_mm']:.2f} mm p95 ({report['time_total_s']:.1f} s)"
+        )
+    overlay_figure(inputs.reference, rows, picture, title="T1 (green) vs modality (magenta): before | after")
+    return measured
+
+
 def _segment_through_server(
-    out: Path, subject_dir: Path, reference: Any, written: list[dict[str, Path]], atlases: int, steps: int
+    out: Path, subject_dir: Path, inputs: RegistrationInputs, registered: list[Registered], atlases: int, steps: int
 ) -> dict[str, Any]:
     """Steps 4-5: the co-registered stack -> local MONAI Label server -> label map and picture."""
     import itk
@@ -112,9 +115,8 @@ def _segment_through_server(
     from ..client.local_server import LocalServer
 
     datastore = out / "datastore"
-    channels = {"t1": reference}
-    for modality, paths in zip(("t2", "flair"), written):
-        channels[modality] = read_volume(paths["volume"])
+    channels = {"t1": inputs.reference}
+    channels.update((moving.name, done.result.registered) for moving, done in zip(inputs.moving, registered))
     write_case(channels, ensure_output_dir(datastore) / "demo-case.nii.gz")
     print(f"4/{steps} starting a local MONAI Label server (127.0.0.1) on {datastore}")
     server = LocalServer(datastore, conf={"atlases": str(atlases)})

@@ -27,12 +27,18 @@ from typing import Any
 
 import numpy as np
 
-from ..segmentation.atlases import DEFAULT_ATLASES
-from ..errors import InputError
-from ..runtime.files import ensure_output_dir, write_text
+from ..data.images import grid_mismatch, read_volume
 from ..data.labels import SYNTHSEG_STRUCTURES
-from ..data.multimodal import case_id, check_modality_names, guess_modality
+from ..data.modalities import check_modality_names, guess_modality
+from ..data.multimodal import case_id, write_case
+from ..errors import InputError
+from ..registration.engines import make_engine
+from ..registration.presets import resolve_preset
+from ..runtime.files import ensure_output_dir, write_text
 from ..runtime.processes import CancelToken
+from ..runtime.progress import ProgressCallback, no_progress, sub_progress
+from ..segmentation.atlases import DEFAULT_ATLASES
+from .register import RegistrationInputs, modality_name, read_inputs, register_inputs, report_summary
 
 MODELS = ("atlas_registration", "segmentation", "synthseg", "mri_synthseg")
 # Adult total intracranial volumes lie well within this range (ml); outside it, look at the scan.
@@ -40,13 +46,9 @@ PLAUSIBLE_TIV_ML = (900.0, 2300.0)
 # atlas_registration's atlas_agreement (label_fusion.atlas_consensus) below which a result deserves a look.
 LOW_ATLAS_AGREEMENT = 0.55
 
-ProgressCallback = Callable[[float, str], None]
-
 
 def modality_names(paths: Sequence[str | Path], given: Sequence[str] | None = None) -> list[str]:
     """Channel names for the volumes (reference first): ``given``, else guessed from the file names."""
-    from ..registration.itk_images import modality_name
-
     if given is not None:
         if len(given) != len(paths):
             raise InputError("--channels", f"{len(given)} names for {len(paths)} volumes; give one name per volume, reference first")
@@ -134,73 +136,82 @@ def segment_scans(
 
     ``server``: URL of a running MONAI Label server with this project's app (the case is
     uploaded there); None starts a local one on ``datastore`` (default: a temporary one).
+    Each input is read once; the co-registered volumes go to the model from memory (and to
+    ``registered/`` on disk).
     """
-    from ..data.images import read_volume
-    from ..registration.itk_images import modality_name, register_files
-
     if model not in MODELS:
         raise InputError("--model", f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
     paths = [Path(reference), *[Path(p) for p in moving]]
     names = modality_names(paths, channels)
-    reference_image = read_volume(paths[0])  # checks every input before anything is written
-    for path in paths[1:]:
-        read_volume(path)
+    inputs = read_inputs(paths[0], paths[1:])  # checks every input before anything is written
+    if inputs.moving:
+        resolve_preset(preset)
+        make_engine(engine)  # fails now if the executable is missing
     out = ensure_output_dir(out).resolve()
-    step = progress or (lambda fraction, message: None)
-
-    registrations: dict[str, dict] = {}
-    images = {names[0]: reference_image}
-    if len(paths) > 1:
-        step(0.0, f"co-registering {', '.join(names[1:])} to {names[0]}")
-        written = register_files(paths[0], paths[1:], out / "registered", preset=preset, engine=engine, threads=threads,
-                                 progress=lambda f, m: step(0.3 * f, m), cancel=cancel)
-        for name, files in zip(names[1:], written):
-            report = json.loads(files["report"].read_text())
-            registrations[name] = {k: report[k] for k in ("metric_before", "metric_after", "metric_improved", "time_total_s")}
-            images[name] = read_volume(files["volume"])
+    step = progress or no_progress
+    images, registrations = _co_register(inputs, names, out / "registered", preset=preset, engine=engine,
+                                         threads=threads, step=step, cancel=cancel)
     if cancel:
         cancel.raise_if_cancelled()
-
     with tempfile.TemporaryDirectory(prefix="elastix-monailabel-case-", dir=out) as tmp:
-        from ..data.multimodal import write_case
-
         case_file = write_case(images, Path(tmp) / "case.nii.gz")
-        image_id = case_id(modality_name(paths[0]), case_file)
+        image_id = case_id(inputs.reference_name, case_file)
         result = _segment_case(case_file, image_id, model, server, datastore, atlases, out, step, cancel, log)
-
-    from .figures import segmentation_figure
-    from ..data.images import grid_mismatch
-
     labels_image = read_volume(out / "labels.nii.gz", pixel_type="uchar")
-    problem = grid_mismatch(labels_image, reference_image)
+    problem = grid_mismatch(labels_image, inputs.reference)
     if problem:
         raise InputError(out / "labels.nii.gz", f"the server returned labels on another grid than the reference ({problem})")
-    import itk
-
     step(0.95, "writing volumes, picture and QC")
-    volumes = structure_volumes(itk.array_view_from_image(labels_image), float(np.prod(labels_image.GetSpacing())))
-    subject = modality_name(paths[0])
-    write_text(out / "volumes.csv", volumes_csv(subject, volumes))
-    write_text(out / "labels.csv", labels_csv())
-    model_report = result.params.get("report") or {}
-    picture = segmentation_figure(reference_image, labels_image, SYNTHSEG_STRUCTURES, out / "segmentation.png",
-                                  title=f"{subject}: {model}")
-    summary = {
-        "subject": subject,
+    summary = _write_results(out, inputs, labels_image, {
+        "subject": inputs.reference_name,
         "reference": str(paths[0].resolve()),
         "channels": dict(zip(names, (str(p.resolve()) for p in paths))),
         "model": model,
         "server": server or "local (started and stopped by this command)",
         "image_id": image_id,
         "registration": registrations,
-        "model_report": model_report,
+        "model_report": result.params.get("report") or {},
+    })
+    step(1.0, "done")
+    return summary
+
+
+def _co_register(inputs: RegistrationInputs, names: list[str], folder: Path, *, preset: str | None, engine: str,
+                 threads: int | None, step: ProgressCallback,
+                 cancel: CancelToken | None) -> tuple[dict[str, Any], dict[str, dict]]:
+    """The case's channels (reference first, then each moving volume registered onto it, in memory) and each
+    registration's summary; the registered volumes, transforms and reports are written into ``folder``."""
+    images = {names[0]: inputs.reference}
+    registrations: dict[str, dict] = {}
+    if inputs.moving:
+        step(0.0, f"co-registering {', '.join(names[1:])} to {names[0]}")
+        done = register_inputs(inputs, folder, preset=preset, engine=engine, threads=threads,
+                               progress=sub_progress(step, 0.0, 0.3), cancel=cancel)
+        for name, registered in zip(names[1:], done):
+            registrations[name] = report_summary(registered.result.report)
+            images[name] = registered.result.registered
+    return images, registrations
+
+
+def _write_results(out: Path, inputs: RegistrationInputs, labels_image: Any, summary: dict[str, Any]) -> dict[str, Any]:
+    """volumes.csv, labels.csv, segmentation.png and qc.json (``summary`` completed) into ``out``."""
+    import itk
+
+    from .figures import segmentation_figure
+
+    volumes = structure_volumes(itk.array_view_from_image(labels_image), float(np.prod(labels_image.GetSpacing())))
+    write_text(out / "volumes.csv", volumes_csv(summary["subject"], volumes))
+    write_text(out / "labels.csv", labels_csv())
+    picture = segmentation_figure(inputs.reference, labels_image, SYNTHSEG_STRUCTURES, out / "segmentation.png",
+                                  title=f"{summary['subject']}: {summary['model']}")
+    summary = {
+        **summary,
         "total_intracranial_ml": round(volumes["total intracranial"] / 1000.0, 1),
-        "warnings": quality_warnings(registrations, model_report, volumes),
+        "warnings": quality_warnings(summary["registration"], summary["model_report"], volumes),
         "files": {"labels": "labels.nii.gz", "label_names": "labels.csv", "picture": picture.name, "volumes": "volumes.csv",
-                  "registered": "registered/" if registrations else None},
+                  "registered": "registered/" if summary["registration"] else None},
     }
     write_text(out / "qc.json", json.dumps(summary, indent=2, default=str) + "\n")
-    step(1.0, "done")
     return summary
 
 

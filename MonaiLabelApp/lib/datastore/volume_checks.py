@@ -10,20 +10,17 @@ Every refusal is an HTTP 4xx whose message names the problem.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-import os
-import shutil
-import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from fastapi import HTTPException
 
-from ElastixMonaiLabelLib.errors import InputError
 from ElastixMonaiLabelLib.data.multimodal import channel_names
+from ElastixMonaiLabelLib.data.nifti import NiftiHeader, read_header, read_nifti, read_voxels
+from ElastixMonaiLabelLib.errors import InputError
 
 from ..http.errors import TooLarge
 
@@ -75,51 +72,24 @@ def nifti_suffix(path: str | Path, source: str) -> str:
     return suffix
 
 
-@contextlib.contextmanager
-def named_copy(path: str | Path, suffix: str) -> Iterator[Path]:
-    """``path`` under a name ending in ``suffix`` (nibabel picks the format by name): the file itself
-    when its name already does, else a hard link or a copy."""
-    if Path(path).name.lower().endswith(suffix) and not (suffix == ".nii" and str(path).lower().endswith(".nii.gz")):
-        yield Path(path)
-        return
-    with tempfile.TemporaryDirectory(prefix="volume-check-") as tmp:
-        named = Path(tmp) / f"volume{suffix}"
-        try:
-            os.link(path, named)
-        except OSError:
-            shutil.copyfile(path, named)
-        yield named
-
-
-def _load(path: Path, source: str):
-    import nibabel
-
+def _header(path: str | Path, source: str) -> NiftiHeader:
+    """The file's header (the core's NIfTI codec, numpy: the same reader as the Slicer module and the command line)."""
     try:
-        image = nibabel.load(str(path))
-    except Exception as error:  # nibabel raises many types for damaged headers
-        raise refuse(422, source, f"unreadable NIfTI header ({error})") from error
-    if not isinstance(image, (nibabel.Nifti1Image, nibabel.Nifti2Image)):
-        raise refuse(422, source, f"is a {type(image).__name__}, not a NIfTI volume")
-    return image
+        return read_header(path)
+    except InputError as error:
+        raise refuse(422, source, f"unreadable NIfTI header ({error.problem})") from error
 
 
-def _read_values(image, source: str) -> np.ndarray:
-    dtype = image.get_data_dtype()
-    if dtype.fields is not None or not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)
-                                        or np.issubdtype(dtype, np.bool_)):
-        raise refuse(422, source, f"voxel type {dtype} is not a scalar number (colour, complex or structured data)")
+def _read_values(path: str | Path, source: str) -> np.ndarray:
+    """Every voxel as float32, checked: a scalar voxel type, not truncated, finite."""
     try:
-        values = np.asarray(image.dataobj, dtype=np.float32)
-    except Exception as error:  # EOFError, zlib.error, ValueError... from a truncated or damaged file
-        raise refuse(422, source, f"unreadable voxel data: truncated or damaged file ({error})") from error
-    bad = int(values.size - np.count_nonzero(np.isfinite(values)))
-    if bad:
-        raise refuse(422, source, f"contains {bad} NaN or infinite voxels")
-    return values
+        return np.asarray(read_nifti(path).array, dtype=np.float32)
+    except InputError as error:  # voxel type, truncated or damaged data, NaN: the codec's message says which
+        raise refuse(422, source, error.problem) from error
 
 
-def _check_affine(image, source: str) -> None:
-    affine = np.asarray(image.affine, dtype=float)
+def _check_affine(header: NiftiHeader, source: str) -> None:
+    affine = np.asarray(header.ijk_to_ras, dtype=float)
     if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
         raise refuse(422, source, "its header's voxel-to-world matrix is not usable (zero, infinite or NaN spacing)")
 
@@ -127,29 +97,28 @@ def _check_affine(image, source: str) -> None:
 def check_image_file(path: str | Path, limits: VolumeLimits, source: str = "image") -> CheckedImage:
     """A usable case file: NIfTI, 3D or 4D channels-last, within the limits, finite; else a 4xx."""
     suffix = nifti_suffix(path, source)
-    with named_copy(path, suffix) as named:
-        image = _load(named, source)
-        shape = tuple(int(n) for n in image.shape)
-        spatial = shape[:3]
-        if len(shape) == 5 and shape[3] == 1:
-            shape = (*shape[:3], shape[4])  # NIfTI's (x, y, z, t=1, c) vector layout: the same stack
-        if len(shape) < 3 or len(shape) > 4:
-            raise refuse(422, source, f"has {len(shape)} dimensions {shape}; a 3D volume or a 4D channels-last stack is needed")
-        if min(spatial) < 2:
-            raise refuse(422, source, f"is a 2D image (size {shape}); a 3D volume is needed")
-        channels = shape[3] if len(shape) == 4 else 1
-        voxels = int(np.prod(np.array(shape, dtype=np.float64)))
-        if channels > limits.max_channels:
-            raise InputError(source, f"has {channels} channels; this server takes at most {limits.max_channels}")
-        if voxels > limits.max_voxels:
-            raise TooLarge(f"{source}: {'x'.join(map(str, shape))} = {voxels:,} voxels is more than this server's limit "
-                           f"of {limits.max_voxels:,} (--conf max_voxels)")
-        _check_affine(image, source)
-        try:
-            names = channel_names(named)
-        except InputError as error:
-            raise refuse(422, source, error.problem) from error
-        _read_values(image, source)
+    header = _header(path, source)
+    shape = header.shape
+    spatial = shape[:3]
+    if len(shape) == 5 and shape[3] == 1:
+        shape = (*shape[:3], shape[4])  # NIfTI's (x, y, z, t=1, c) vector layout: the same stack
+    if len(shape) < 3 or len(shape) > 4:
+        raise refuse(422, source, f"has {len(shape)} dimensions {shape}; a 3D volume or a 4D channels-last stack is needed")
+    if min(spatial) < 2:
+        raise refuse(422, source, f"is a 2D image (size {shape}); a 3D volume is needed")
+    channels = shape[3] if len(shape) == 4 else 1
+    voxels = int(np.prod(np.array(shape, dtype=np.float64)))
+    if channels > limits.max_channels:
+        raise InputError(source, f"has {channels} channels; this server takes at most {limits.max_channels}")
+    if voxels > limits.max_voxels:
+        raise TooLarge(f"{source}: {'x'.join(map(str, shape))} = {voxels:,} voxels is more than this server's limit "
+                       f"of {limits.max_voxels:,} (--conf max_voxels)")
+    _check_affine(header, source)
+    try:
+        names = channel_names(header)
+    except InputError as error:
+        raise refuse(422, source, error.problem) from error
+    _read_values(path, source)
     return CheckedImage(suffix, shape, names)
 
 
@@ -158,25 +127,22 @@ def check_label_file(path: str | Path, image_path: str | Path, values: Iterable[
 
     Returns the label's suffix ('.nii.gz' or '.nii'); raises a 4xx otherwise.
     """
-    import nibabel
-
     allowed = {0, *values}
     suffix = nifti_suffix(path, source)
-    reference = nibabel.load(str(image_path))
-    with named_copy(path, suffix) as named:
-        label = _load(named, source)
-        shape = tuple(int(n) for n in label.shape)
-        if len(shape) > 3 and all(n == 1 for n in shape[3:]):
-            shape = shape[:3]
-        if shape != tuple(reference.shape[:3]):
-            raise refuse(422, source, f"size {shape} differs from the image's {tuple(reference.shape[:3])}: "
-                                      "a label must be on the image's grid")
-        _check_affine(label, source)
-        if not np.allclose(label.affine, reference.affine, atol=GRID_TOLERANCE_MM):
-            raise refuse(422, source, "its voxel-to-world matrix differs from the image's: a label must be on the image's "
-                                      f"grid (label {np.round(label.affine, 3).tolist()}, image "
-                                      f"{np.round(reference.affine, 3).tolist()})")
-        data = _read_values(label, source)
+    reference = read_header(image_path)
+    label = _header(path, source)
+    shape = tuple(label.shape)
+    if len(shape) > 3 and all(n == 1 for n in shape[3:]):
+        shape = shape[:3]
+    if shape != tuple(reference.shape[:3]):
+        raise refuse(422, source, f"size {shape} differs from the image's {tuple(reference.shape[:3])}: "
+                                  "a label must be on the image's grid")
+    _check_affine(label, source)
+    if not np.allclose(label.ijk_to_ras, reference.ijk_to_ras, atol=GRID_TOLERANCE_MM):
+        raise refuse(422, source, "its voxel-to-world matrix differs from the image's: a label must be on the image's "
+                                  f"grid (label {np.round(label.ijk_to_ras, 3).tolist()}, image "
+                                  f"{np.round(reference.ijk_to_ras, 3).tolist()})")
+    data = _read_values(path, source)
     if not np.array_equal(data, np.round(data)):
         raise refuse(422, source, "holds fractional values; a label map has whole values")
     found = set(np.unique(data).astype(np.int64).tolist())
@@ -191,14 +157,12 @@ def same_image(a: str | Path, b: str | Path) -> bool:
     """True when two NIfTI files hold the same volume: same bytes, or same header grid, names and voxels."""
     import filecmp
 
-    import nibabel
-
     if filecmp.cmp(a, b, shallow=False):
         return True
     try:
-        first, second = nibabel.load(str(a)), nibabel.load(str(b))
-        return (first.shape == second.shape and np.allclose(first.affine, second.affine, atol=GRID_TOLERANCE_MM)
-                and channel_names(a) == channel_names(b)
-                and np.array_equal(np.asarray(first.dataobj), np.asarray(second.dataobj)))
+        first, second = read_header(a), read_header(b)
+        return (first.shape == second.shape and np.allclose(first.ijk_to_ras, second.ijk_to_ras, atol=GRID_TOLERANCE_MM)
+                and channel_names(first) == channel_names(second)
+                and np.array_equal(read_voxels(first), read_voxels(second)))
     except Exception:  # an unreadable stored file is not the same image
         return False

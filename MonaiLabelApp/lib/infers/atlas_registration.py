@@ -8,7 +8,8 @@ from pathlib import Path
 
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
-from ElastixMonaiLabelLib.segmentation.atlases import CONTRASTS, build_atlases, segment_with_atlases
+from ElastixMonaiLabelLib.data.modalities import CONTRASTS
+from ElastixMonaiLabelLib.segmentation.atlases import build_atlases, segment_with_atlases
 from ElastixMonaiLabelLib.data.labels import SYNTHSEG_STRUCTURES
 from ElastixMonaiLabelLib.data.multimodal import read_case
 

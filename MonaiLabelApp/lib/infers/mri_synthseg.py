@@ -19,8 +19,8 @@ from pathlib import Path
 
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
-from ElastixMonaiLabelLib.segmentation.atlases import CONTRASTS
-from ElastixMonaiLabelLib.workflows.prepare import label_map_on_grid
+from ElastixMonaiLabelLib.data.modalities import CONTRASTS
+from ElastixMonaiLabelLib.data.label_maps import label_map_on_grid
 from ElastixMonaiLabelLib.errors import InputError
 from ElastixMonaiLabelLib.data.images import write_volume
 from ElastixMonaiLabelLib.data.labels import SYNTHSEG_STRUCTURES

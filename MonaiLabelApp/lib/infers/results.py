@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ElastixMonaiLabelLib.segmentation.atlases import CONTRASTS
+from ElastixMonaiLabelLib.data.modalities import CONTRASTS
 from ElastixMonaiLabelLib.data.images import write_volume
 from ElastixMonaiLabelLib.data.labels import SYNTHSEG_STRUCTURES
 from ElastixMonaiLabelLib.data.multimodal import pick_channel

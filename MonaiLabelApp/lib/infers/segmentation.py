@@ -21,7 +21,7 @@ from monai.transforms import Activationsd, AsDiscreted, EnsureTyped
 from monailabel.tasks.infer.basic_infer import BasicInferTask
 
 from ElastixMonaiLabelLib.data.labels import SYNTHSEG_STRUCTURES
-from ElastixMonaiLabelLib.data.multimodal import canonical_channel
+from ElastixMonaiLabelLib.data.modalities import canonical_channel
 
 from ..http.errors import ModelNotReady
 from ..models.networks import SEGMENTATION_ROI, segresnet

@@ -23,13 +23,13 @@ import numpy as np
 import torch
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
-from ElastixMonaiLabelLib.segmentation.atlases import CONTRASTS
+from ElastixMonaiLabelLib.data.modalities import CONTRASTS
 from ElastixMonaiLabelLib.errors import InputError
 from ElastixMonaiLabelLib.data.geometry import image_from_slicer
 from ElastixMonaiLabelLib.data.images import write_volume
 from ElastixMonaiLabelLib.data.labels import SYNTHSEG_STRUCTURES
 from ElastixMonaiLabelLib.data.multimodal import read_case
-from ElastixMonaiLabelLib.registration.itk_images import resample
+from ElastixMonaiLabelLib.data.images import resample
 
 from ..http.errors import ModelNotReady
 from ..models.networks import synthseg_network_for

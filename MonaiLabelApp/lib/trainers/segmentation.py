@@ -17,7 +17,7 @@ from monai.transforms import Activationsd, AsDiscreted, EnsureTyped, RandCropByP
 from monailabel.tasks.train.basic_train import BasicTrainTask, Context
 
 from ElastixMonaiLabelLib.data.labels import SYNTHSEG_STRUCTURES
-from ElastixMonaiLabelLib.data.multimodal import canonical_channel
+from ElastixMonaiLabelLib.data.modalities import canonical_channel
 
 from ..http.errors import Conflict, InvalidRequest
 from ..models.networks import NUM_CLASSES, SEGMENTATION_ROI, segresnet

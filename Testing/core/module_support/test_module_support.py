@@ -11,7 +11,7 @@ from ElastixMonaiLabelLib.module_support.consent import ConsentStore, server_key
 from ElastixMonaiLabelLib.errors import InputError
 from ElastixMonaiLabelLib.workflows.figures import checkerboard
 from ElastixMonaiLabelLib.data.labels import SYNTHSEG_STRUCTURES
-from ElastixMonaiLabelLib.data.multimodal import check_modality_names, guess_modality
+from ElastixMonaiLabelLib.data.modalities import check_modality_names, guess_modality
 from ElastixMonaiLabelLib.module_support.segments import default_segments, label_values_for_segments, labelmap_from_masks, segments_from_params
 
 

@@ -12,7 +12,7 @@ from ElastixMonaiLabelLib.registration.voxel_arrays import register_with_executa
 from ElastixMonaiLabelLib.registration.parameter_files import read_parameter_file
 from ElastixMonaiLabelLib.registration.presets import get_preset
 from ElastixMonaiLabelLib.synthetic.quick_subject import make_quick_subject
-from ElastixMonaiLabelLib.registration.itk_images import elastix_stages
+from ElastixMonaiLabelLib.registration.stages import elastix_stages
 from ElastixMonaiLabelLib.registration.resolution import pyramid_schedule, resolution_along_axes
 from ElastixMonaiLabelLib.synthetic.sample_data import rotation_matrix
 from ElastixMonaiLabelLib.data.voxels import VoxelVolume

@@ -7,12 +7,14 @@ import SimpleITK as sitk
 
 from ElastixMonaiLabelLib.registration.transforms import (
     chain_matrix,
+    load_transform,
     read_linear_transform,
     stage_matrix,
     write_linear_transform,
 )
-from ElastixMonaiLabelLib.data.images import read_volume
-from ElastixMonaiLabelLib.registration.itk_images import load_transform, register_files, register_modality, resample
+from ElastixMonaiLabelLib.data.images import read_volume, resample
+from ElastixMonaiLabelLib.registration.itk_images import register_modality
+from ElastixMonaiLabelLib.workflows.register import register_files
 from ElastixMonaiLabelLib.synthetic.sample_data import rotation_matrix
 
 

@@ -15,7 +15,7 @@ from ElastixMonaiLabelLib.segmentation.foreground import crop, find_foreground, 
 from ElastixMonaiLabelLib.data.geometry import grid_like
 from ElastixMonaiLabelLib.data.images import image_from_array, read_volume
 from ElastixMonaiLabelLib.data.labels import SYNTHSEG_STRUCTURES, brain_mask_from_freesurfer, freesurfer_to_values
-from ElastixMonaiLabelLib.registration.itk_images import resample
+from ElastixMonaiLabelLib.data.images import resample
 from ElastixMonaiLabelLib.registration.resolution import smooth_to_match
 
 STRUCTURES = [s.value for s in SYNTHSEG_STRUCTURES if s.freesurfer_id != 24]

@@ -6,7 +6,7 @@ import SimpleITK as sitk
 
 from ElastixMonaiLabelLib.registration.transforms import itk_affine
 from ElastixMonaiLabelLib.data.images import read_volume
-from ElastixMonaiLabelLib.registration.itk_images import resample
+from ElastixMonaiLabelLib.data.images import resample
 from ElastixMonaiLabelLib.synthetic.sample_data import SubjectSpec, generate_subject, label_map_paths
 
 WM, GM, CSF = (2, 41), (3, 42), (4, 43, 24)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ElastixMonaiLabelLib.errors import InputError
-from ElastixMonaiLabelLib.registration.itk_images import register_files
+from ElastixMonaiLabelLib.workflows.register import register_files
 
 CLI = [sys.executable, "-m", "ElastixMonaiLabelLib"]
 
